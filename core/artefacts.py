@@ -1,0 +1,127 @@
+"""Model artefacts: one folder per trained model, with manifest.json as its index.
+
+    <data>/models/<artefact_id>/
+        manifest.json             task, labels, input size, hparams, dataset hash, metrics, preflight…
+        model_float.keras
+        model_int8.tflite
+        model_int8_edgetpu.tflite (when compiled)
+        labels.txt
+
+A job builds its artefact in ``<data>/models/.partial-<id>/`` and publishes it with
+an atomic rename, so a cancelled, failed or killed job never leaves a folder
+that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+FLOAT_MODEL = "model_float.keras"
+INT8_MODEL = "model_int8.tflite"
+EDGETPU_MODEL = "model_int8_edgetpu.tflite"
+LABELS = "labels.txt"
+SCHEMA_VERSION = 1
+
+
+class ArtefactError(Exception):
+    """A missing or unreadable artefact."""
+
+
+def models_dir(data_root: Path) -> Path:
+    d = Path(data_root) / "models"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def new_artefact_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def partial_dir(data_root: Path, artefact_id: str) -> Path:
+    """A fresh working folder for an artefact being built."""
+    d = models_dir(data_root) / f".partial-{artefact_id}"
+    d.mkdir(parents=True, exist_ok=False)
+    return d
+
+
+def publish(data_root: Path, partial: Path, artefact_id: str) -> Path:
+    """Move a finished partial folder into place atomically; returns the final folder."""
+    if not (partial / MANIFEST).exists():
+        raise ArtefactError("an artefact needs a manifest before it is published")
+    final = models_dir(data_root) / artefact_id
+    os.replace(partial, final)
+    return final
+
+
+def discard_partials(data_root: Path, keep: set[str] | None = None) -> list[str]:
+    """Delete partial folders (left by dead or cancelled jobs); returns their ids."""
+    removed = []
+    for d in models_dir(data_root).glob(".partial-*"):
+        aid = d.name.removeprefix(".partial-")
+        if keep and aid in keep:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(aid)
+    return removed
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, path)
+
+
+def write_labels(folder: Path, labels: list[str]) -> None:
+    (folder / LABELS).write_text("".join(f"{n}\n" for n in labels), encoding="utf-8")
+
+
+def load_manifest(folder: str | Path) -> dict[str, Any]:
+    p = Path(folder) / MANIFEST
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtefactError(f"{folder} is not a model folder (no {MANIFEST})") from None
+    except json.JSONDecodeError as exc:
+        raise ArtefactError(f"{p} is unreadable: {exc}") from None
+
+
+def update_manifest(folder: str | Path, **updates: Any) -> dict[str, Any]:
+    """Merge top-level keys into a manifest (e.g. preflight, compiler) atomically."""
+    m = load_manifest(folder)
+    m.update(updates)
+    write_json_atomic(Path(folder) / MANIFEST, m)
+    return m
+
+
+def list_artefacts(data_root: Path, project: str | None = None) -> list[dict[str, Any]]:
+    """Manifests of published artefacts, newest first (each with its ``path``)."""
+    out = []
+    for d in models_dir(data_root).iterdir():
+        if d.name.startswith(".") or not (d / MANIFEST).exists():
+            continue
+        try:
+            m = load_manifest(d)
+        except ArtefactError:
+            continue
+        if project and m.get("project") != project:
+            continue
+        m["path"] = str(d)
+        out.append(m)
+    out.sort(key=lambda m: m.get("created", 0), reverse=True)
+    return out
+
+
+def artefact_path(data_root: Path, artefact_id: str) -> Path:
+    p = models_dir(data_root) / artefact_id
+    if not (p / MANIFEST).exists():
+        raise ArtefactError(f"No model {artefact_id!r}.")
+    return p

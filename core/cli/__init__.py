@@ -1,0 +1,1 @@
+"""Subcommand groups of ``python -m core``."""

@@ -1,0 +1,1 @@
+"""Training: hyperparameters, data pipelines and trainers (TensorFlow imported lazily)."""
