@@ -125,3 +125,25 @@ def artefact_path(data_root: Path, artefact_id: str) -> Path:
     if not (p / MANIFEST).exists():
         raise ArtefactError(f"No model {artefact_id!r}.")
     return p
+
+
+# -- hooks run after an artefact is published --------------------------------
+# core cannot import coral_runtime; entry points (pages/_shared, the CLI, the Ray
+# worker) call ``coral_runtime.hooks.install()``, which registers the Edge TPU
+# preflight (and the compiler where it exists) here.
+_POST_PUBLISH_HOOKS: list = []
+
+
+def register_post_publish_hook(fn) -> None:
+    """Run ``fn(artefact_folder: Path) -> None`` after each publish (idempotent per function)."""
+    if fn not in _POST_PUBLISH_HOOKS:
+        _POST_PUBLISH_HOOKS.append(fn)
+
+
+def run_post_publish_hooks(folder: Path, log=print) -> None:
+    """Run the registered hooks; a failing hook is logged and never loses the artefact."""
+    for fn in list(_POST_PUBLISH_HOOKS):
+        try:
+            fn(Path(folder))
+        except Exception as exc:  # noqa: BLE001 - a hook must not break a finished model
+            log(f"post-publish step {getattr(fn, '__name__', fn)} failed: {exc}")

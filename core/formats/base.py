@@ -70,3 +70,7 @@ class ExportItem:
 
 class FormatError(ValueError):
     """The whole input is unusable in this format (refused, nothing imported)."""
+
+
+class UnsafeInputError(FormatError):
+    """Hostile input (XML entity expansion, external entities, …): the whole import is refused."""
