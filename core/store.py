@@ -551,8 +551,14 @@ class Store:
                 (split, project.id, iid)).rowcount for iid in image_ids)
 
     def assign_splits(self, project: Project, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                      seed: int = 0, include_locked: bool = False) -> dict[str, int]:
-        """Deterministic stratified split of the (unlocked) images; returns counts per split."""
+                      seed: int = 0, include_locked: bool = False,
+                      only_ids: set[str] | None = None) -> dict[str, int]:
+        """Deterministic stratified split of the (unlocked) images; returns counts per split.
+
+        Images are stratified by their first class (or "unlabelled"). ``only_ids``
+        restricts the assignment to those images (e.g. the ones just imported), so
+        earlier images keep their split.
+        """
         from core.split import stratified_split
 
         with self.connect() as conn, db.transaction(conn):
@@ -561,7 +567,8 @@ class Store:
                 "SELECT i.image_id, (SELECT MIN(a.class_id) FROM annotations a WHERE"
                 " a.project_id=i.project_id AND a.image_id=i.image_id) AS cls"
                 f" FROM images i WHERE i.project_id=?{lock_clause}", (project.id,)).fetchall()
-            assignment = stratified_split({r[0]: r[1] for r in rows}, ratios, seed)
+            strata = {r[0]: r[1] for r in rows if only_ids is None or r[0] in only_ids}
+            assignment = stratified_split(strata, ratios, seed)
             for split in SPLITS:
                 ids = [i for i, s in assignment.items() if s == split]
                 conn.executemany(
