@@ -61,14 +61,14 @@ def run(out_dir: Path, quick: bool = False) -> dict:
     assert report.ok and report.images_added == n and report.boxes_added == n * k, report.to_dict()
 
     # one gallery page: the query + 24 thumbnails with boxes drawn (what the Dataset page does)
-    from core.render import thumbnail_with_boxes  # noqa: PLC0415 - written by the pages part
+    from core.render import label_tuples, render
 
     page_times = []
     for page in (0, n // 48, n // 24 - 1):
         t0 = time.perf_counter()
         recs = store.list_images(project, offset=page * 24, limit=24)
         for r in recs:
-            thumbnail_with_boxes(store.read_image_bytes(r.id), r.annotations, 256)
+            render(store.read_image_bytes(r.id), label_tuples(r.annotations), (r.width, r.height), 256)
         page_times.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     store.count_images(project, label="class3")
