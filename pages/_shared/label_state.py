@@ -1,0 +1,258 @@
+"""Session state of the Label page (keys prefixed ``studio.label.``) and its cached images.
+
+The canvas forgets unsaved boxes whenever it is remounted, so the page saves every
+change as it arrives. What this module keeps per session is only *which* image is open
+and the revision/annotations the open canvas was built from (the "sync" record), which
+is what lets the page detect edits made elsewhere and refuse to overwrite them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+
+from core import labeling
+from core.annotations import Annotation, ImageRecord, Project
+from core.store import Store
+from pages._shared.state import PREFIX, StateKey
+
+P = PREFIX + "label."
+
+# widget keys
+CANVAS_PREFIX = P + "canvas."          # + epoch: a fresh canvas for every (re)load
+CLASS_WIDGET = P + "class"             # the class new boxes get
+NEW_CLASS_WIDGET = P + "new_class"
+FILTER_SPLIT = P + "f_split"
+FILTER_CLASS = P + "f_class"
+FILTER_STATUS = P + "f_status"
+JUMP_WIDGET = P + "jump"
+SIZE_WIDGET = P + "size"
+BOX_PREFIX = P + "box."                # + epoch + "." + index: per-box class selectors
+GRID_PAGE = P + "grid_page"
+GRID_PER_PAGE = P + "grid_per_page"
+GRID_BULK_CLASS = P + "grid_bulk"
+PICK_PREFIX = P + "pick."              # + image id: grid selection checkboxes
+GRID_CLASS_PREFIX = P + "gcls."        # + image id + "." + revision: per-image class selectors
+
+ALL = "All"
+STATUSES = ("All", "Unlabelled", "Labelled", "Unreviewed")
+SIZES = {"Small": (560, 420), "Medium": (760, 560), "Large": (1000, 760)}
+
+
+@dataclass
+class Sync:
+    """What the open canvas shows: the image, its stored revision and annotations."""
+
+    image_id: str
+    revision: int
+    baseline: list[Annotation]
+    epoch: int
+
+
+@dataclass
+class Conflict:
+    """A save refused because the image changed elsewhere; ``pending`` is the user's version."""
+
+    image_id: str
+    pending: list[Annotation]
+    message: str
+
+
+CURRENT: StateKey[str | None] = StateKey(P + "current", lambda: None)
+SYNC: StateKey[Sync | None] = StateKey(P + "sync", lambda: None)
+EPOCH: StateKey[int] = StateKey(P + "epoch", lambda: 0)
+CONFLICT: StateKey[Conflict | None] = StateKey(P + "conflict", lambda: None)
+NOTICES: StateKey[list[tuple[str, str]]] = StateKey(P + "notices", list)
+GRID_SELECTED: StateKey[set[str]] = StateKey(P + "grid_selected", set)
+QUERY_READ: StateKey[bool] = StateKey(P + "query_read", lambda: False)
+PENDING_IMAGE: StateKey[str | None] = StateKey(P + "pending_image", lambda: None)
+
+
+# -- current image -------------------------------------------------------------------
+def current_id() -> str | None:
+    return CURRENT.get()
+
+
+def set_current(image_id: str | None) -> None:
+    """Open another image (its canvas is rebuilt from the store on the next run)."""
+    if image_id != CURRENT.get():
+        CURRENT.set(image_id)
+        CONFLICT.set(None)
+
+
+def notice(message: str, kind: str = "info") -> None:
+    """A message shown once at the top of the next run (``info|success|warning|error``)."""
+    NOTICES.get().append((kind, message))
+
+
+def pop_notices() -> list[tuple[str, str]]:
+    out = list(NOTICES.get())
+    NOTICES.set([])
+    return out
+
+
+# -- the sync record ------------------------------------------------------------------
+def sync_for(rec: ImageRecord) -> Sync:
+    """The sync record of the open image; a new one (and a fresh canvas) when it changed."""
+    s = SYNC.get()
+    if s is None or s.image_id != rec.id:
+        s = reload(rec)
+    return s
+
+
+def reload(rec: ImageRecord) -> Sync:
+    """Rebuild the canvas from the stored annotations of ``rec``."""
+    epoch = EPOCH.get() + 1
+    EPOCH.set(epoch)
+    s = Sync(rec.id, rec.revision, list(rec.annotations), epoch)
+    SYNC.set(s)
+    return s
+
+
+def saved(annotations: list[Annotation], revision: int, *, redraw: bool = False) -> None:
+    """Record a successful save (``redraw`` rebuilds the canvas, e.g. after a change made
+    outside it: class change, undo, accept)."""
+    s = SYNC.get()
+    assert s is not None
+    s.baseline, s.revision = list(annotations), revision
+    if redraw:
+        s.epoch = EPOCH.get() + 1
+        EPOCH.set(s.epoch)
+    CONFLICT.set(None)
+
+
+def redraw() -> None:
+    """A fresh canvas with the same content (drops what the store refused, e.g. click-boxes)."""
+    s = SYNC.get()
+    if s is not None:
+        s.epoch = EPOCH.get() + 1
+        EPOCH.set(s.epoch)
+
+
+def canvas_key(s: Sync) -> str:
+    return f"{CANVAS_PREFIX}{s.epoch}"
+
+
+def conflict() -> Conflict | None:
+    return CONFLICT.get()
+
+
+def set_conflict(c: Conflict | None) -> None:
+    CONFLICT.set(c)
+
+
+def save_annotations(store: Store, project: Project, annotations: list[Annotation], *,
+                     redraw: bool = False) -> bool:
+    """Save the open image's annotations against the revision the canvas was built from.
+
+    Returns False (and records the conflict for the page to show) when someone else saved
+    the image in the meantime -- nothing is overwritten then.
+    """
+    from core.store import ConflictError
+
+    s = SYNC.get()
+    assert s is not None
+    try:
+        rev = store.set_annotations(project, s.image_id, annotations, expected_revision=s.revision)
+    except ConflictError as exc:
+        CONFLICT.set(Conflict(s.image_id, list(annotations), str(exc)))
+        return False
+    saved(annotations, rev, redraw=redraw)
+    return True
+
+
+# -- widgets' values ---------------------------------------------------------------------
+def value(key: str, default: Any = None) -> Any:
+    return st.session_state.get(key, default)
+
+
+def set_value(key: str, v: Any) -> None:
+    """Set a widget's value (before it is drawn in this run, or in a callback)."""
+    st.session_state[key] = v
+
+
+def ensure_choice(key: str, options: list[Any], default: Any) -> None:
+    """Reset a selector whose stored value is no longer among ``options``."""
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default
+
+
+# -- grid selection ------------------------------------------------------------------------
+def grid_selected() -> set[str]:
+    return GRID_SELECTED.get()
+
+
+def toggle_pick(image_id: str) -> None:
+    sel = GRID_SELECTED.get()
+    if st.session_state.get(PICK_PREFIX + image_id):
+        sel.add(image_id)
+    else:
+        sel.discard(image_id)
+
+
+def pick(image_ids: list[str], on: bool = True) -> None:
+    sel = GRID_SELECTED.get()
+    for iid in image_ids:
+        (sel.add if on else sel.discard)(iid)
+        st.session_state[PICK_PREFIX + iid] = on
+
+
+def clear_picks() -> None:
+    for iid in list(GRID_SELECTED.get()):
+        st.session_state.pop(PICK_PREFIX + iid, None)
+    GRID_SELECTED.set(set())
+
+
+# -- the URL (reload keeps the project and image) -------------------------------------------
+def read_query_once() -> str | None:
+    """The project named in the URL, only on a session's first run (a reload).
+
+    The image named there is kept for :func:`pop_pending_image`."""
+    if QUERY_READ.get():
+        return None
+    QUERY_READ.set(True)
+    PENDING_IMAGE.set(st.query_params.get("image"))
+    return st.query_params.get("project")
+
+
+def pop_pending_image() -> str | None:
+    """The image id prefix from the URL of a reload, once."""
+    v = PENDING_IMAGE.get()
+    PENDING_IMAGE.set(None)
+    return v
+
+
+def write_query(project: Project, image_id: str | None) -> None:
+    want = {"project": project.name}
+    if image_id:
+        want["image"] = image_id[:12]
+    if {k: st.query_params.get(k) for k in want} != want or (
+            not image_id and "image" in st.query_params):
+        st.query_params.clear()
+        st.query_params.update(want)
+
+
+# -- cached display images ------------------------------------------------------------------
+@st.cache_data(max_entries=48, show_spinner=False)
+def canvas_image(_store: Store, image_id: str, width: int, height: int) -> bytes:
+    """The upright image at canvas size (display copy; the stored file is untouched).
+
+    Cached by image id, which is the hash of the image's bytes."""
+    return labeling.display_image(_store.read_image_bytes(image_id), width, height)
+
+
+@st.cache_data(max_entries=2000, show_spinner=False)
+def grid_thumbnail(_store: Store, image_id: str, size: int = 160) -> bytes:
+    """An upright thumbnail for the classification grid (cached by image id)."""
+    return labeling.thumbnail(_store.read_image_bytes(image_id), size)
+
+
+def class_colors(names: list[str]) -> dict[str, str]:
+    """Hex colour per class, the same as on the other pages when ``core.render`` is there."""
+    try:
+        from core.render import color_for
+    except ImportError:  # pragma: no cover - render module missing
+        return labeling.class_colors(names)
+    return {n: "#%02x%02x%02x" % color_for(n) for n in names}
