@@ -1,0 +1,215 @@
+"""The job runner for the pages, the current job per project, and job display helpers.
+
+``get_runner()`` creates one ``LocalRunner`` per data directory and process
+(``st.cache_resource``) and installs the Edge TPU post-publish hooks when
+``coral_runtime`` is present. Pages keep only a job id in session state (under a
+``studio.`` key); everything else is read from the runner, which reads SQLite.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import streamlit as st
+
+from core import artefacts
+from core.jobs import ACTIVE_STATES, Job, JobState, LocalRunner, Runner
+from core.store import Store
+
+try:  # the store handle of the pages part
+    from pages._shared.state import StateKey, get_store
+except ImportError:  # pragma: no cover - only before pages/_shared/state.py exists
+    from dataclasses import dataclass
+    from typing import Callable
+
+    from core.config import data_dir
+
+    @st.cache_resource(show_spinner=False)
+    def _store_at(root: str) -> Store:
+        return Store(root)
+
+    def get_store() -> Store:  # type: ignore[no-redef]
+        return _store_at(str(data_dir()))
+
+    @dataclass(frozen=True)
+    class StateKey:  # type: ignore[no-redef]
+        name: str
+        default: Callable[[], Any]
+
+        def get(self) -> Any:
+            if self.name not in st.session_state:
+                st.session_state[self.name] = self.default()
+            return st.session_state[self.name]
+
+        def set(self, value: Any) -> None:
+            st.session_state[self.name] = value
+
+log = logging.getLogger("studio")
+
+ENV_MAX_JOBS = "STUDIO_MAX_CONCURRENT_JOBS"
+CURRENT_JOBS: StateKey = StateKey("studio.jobs.current", dict)  # project name -> job id
+
+
+def max_concurrent() -> int:
+    """How many jobs run at once (``$STUDIO_MAX_CONCURRENT_JOBS``, default 1: training is heavy)."""
+    try:
+        return max(1, int(os.environ.get(ENV_MAX_JOBS, "1")))
+    except ValueError:
+        return 1
+
+
+def install_hooks() -> bool:
+    """Register the Edge TPU preflight/compile step run after each model is published (if available)."""
+    try:
+        from coral_runtime import hooks
+    except ImportError:
+        return False
+    try:
+        hooks.install()
+    except Exception as exc:  # noqa: BLE001 - training must work without the preflight
+        log.warning("coral_runtime.hooks.install() failed: %s", exc)
+        return False
+    return True
+
+
+@st.cache_resource(show_spinner=False)
+def _runner_at(root: str, _store: Store, workers: int) -> LocalRunner:
+    install_hooks()
+    return LocalRunner(_store, max_concurrent=workers).start()
+
+
+def get_runner() -> Runner:
+    """The process-wide runner for the current data directory (started, hooks installed)."""
+    store = get_store()
+    return _runner_at(str(store.root), store, max_concurrent())
+
+
+# -- the current job of a project (session state) -------------------------------------------------
+def set_current_job(project: str, job_id: str | None) -> None:
+    jobs = CURRENT_JOBS.get()
+    if job_id is None:
+        jobs.pop(project, None)
+    else:
+        jobs[project] = job_id
+
+
+def current_job(runner: Runner, project: str) -> Job | None:
+    """The job this session follows for ``project``; when the session lost it (reload, new tab),
+    the project's running job, else its newest queued job."""
+    job_id = CURRENT_JOBS.get().get(project)
+    if job_id:
+        try:
+            job = runner.get(job_id)
+        except Exception:  # noqa: BLE001 - deleted or from another data directory
+            job = None
+        if job is not None and job.project == project:
+            return job
+        set_current_job(project, None)
+    active = [j for j in runner.list(project=project, limit=30) if j.state in ACTIVE_STATES]
+    if not active:
+        return None
+    running = [j for j in active if j.state is JobState.RUNNING]
+    job = running[0] if running else active[-1]
+    set_current_job(project, job.id)
+    return job
+
+
+# -- display helpers (pure) ---------------------------------------------------------------------
+def format_seconds(seconds: float | None) -> str:
+    """``"1 h 02 min"``, ``"3 min 05 s"``, ``"12 s"``; ``"–"`` when unknown."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "–"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s} s"
+
+
+STATE_ICONS = {
+    JobState.QUEUED: "⏳", JobState.RUNNING: "▶️", JobState.SUCCEEDED: "✅", JobState.FAILED: "❌",
+    JobState.CANCELLED: "⏹️", JobState.INTERRUPTED: "⚠️",
+}
+
+
+def epoch_curves(events: list[dict]) -> dict[str, dict[int, float]]:
+    """Per-epoch metric curves from a job's progress events: ``{metric: {epoch: value}}``."""
+    curves: dict[str, dict[int, float]] = {}
+    for e in events:
+        if e.get("type") != "progress" or not e.get("metrics") or not e.get("epoch"):
+            continue
+        step, total = e.get("step"), e.get("total_steps")
+        if step is not None and (total is None or step < total):
+            continue  # a mid-epoch update
+        for k, v in e["metrics"].items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                curves.setdefault(k, {})[int(e["epoch"])] = float(v)
+    return curves
+
+
+def result_metric(job: Job, store: Store | None = None) -> tuple[str, float] | None:
+    """The headline result of a finished training job: int8 accuracy / mAP from its model's
+    manifest when it exists, else the last reported metric."""
+    prefs = ("accuracy", "mAP50", "mAP", "val_accuracy")
+    if job.artefact_id and store is not None:
+        try:
+            m = artefacts.load_manifest(artefacts.artefact_path(store.root, job.artefact_id))
+            metrics = m.get("metrics") or {}
+            for variant in ("int8", "float"):
+                for key in prefs:
+                    v = (metrics.get(variant) or {}).get(key)
+                    if isinstance(v, (int, float)):
+                        return f"{key} ({variant})", float(v)
+        except artefacts.ArtefactError:
+            pass
+    for key in prefs:
+        v = job.metrics.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return key, float(v)
+    return None
+
+
+MIN_IMAGES_PER_CLASS = 2  # below this a class cannot be in both the train and validation split
+GOOD_IMAGES_PER_CLASS = 10
+
+
+def dataset_problems(stats: dict, task: str) -> tuple[list[str], list[str]]:
+    """What stops training (errors) and what makes it weak (warnings), from ``Store.stats``."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    if not stats.get("images"):
+        return ["This project has no images yet. Add photos on the Upload page."], []
+    labelled = stats.get("labelled_images", 0)
+    if not labelled:
+        return [f"None of the {stats['images']} images has a label yet. "
+                + ("Draw boxes around the objects on the Label page." if task == "detection"
+                   else "Give each image its class on the Label or Dataset page.")], []
+    per_class = {n: c.get("images", 0) for n, c in (stats.get("per_class") or {}).items()}
+    used = {n: c for n, c in per_class.items() if c > 0}
+    unused = [n for n, c in per_class.items() if c == 0]
+    if task == "classification" and len(used) < 2:
+        errors.append(f"Classification needs at least two classes with labelled images; this project has "
+                      f"{len(used)}{' (' + ', '.join(used) + ')' if used else ''}. Label images of another class.")
+    few = {n: c for n, c in used.items() if c < MIN_IMAGES_PER_CLASS}
+    if few:
+        errors.append("Too few images for " + ", ".join(f"**{n}** ({c})" for n, c in few.items())
+                      + f": each class needs at least {MIN_IMAGES_PER_CLASS} labelled images "
+                      "(some to learn from, some to check the model). Label more, or delete the class.")
+    weak = {n: c for n, c in used.items() if MIN_IMAGES_PER_CLASS <= c < GOOD_IMAGES_PER_CLASS}
+    if weak:
+        warnings.append("Few images for " + ", ".join(f"**{n}** ({c})" for n, c in weak.items())
+                        + f": the model will be unreliable. Aim for {GOOD_IMAGES_PER_CLASS}+ per class, "
+                        "ideally 50 or more.")
+    if unused:
+        warnings.append("Classes without any labelled image are left out of the model: "
+                        + ", ".join(unused) + ".")
+    unlabelled = stats["images"] - labelled
+    if unlabelled:
+        warnings.append(f"{unlabelled} of {stats['images']} images have no label and are not used.")
+    if stats.get("unreviewed_images"):
+        warnings.append(f"{stats['unreviewed_images']} images have unreviewed (suggested) labels; "
+                        "they are used as they are.")
+    return errors, warnings

@@ -1,0 +1,256 @@
+"""Train: choose settings, start a training job, follow it live, cancel it, see past runs."""
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from core.jobs import Job, JobError, JobState
+from core.training.hparams import ClassificationHParams, DetectionHParams, hparams_for
+from pages._shared import jobs as sj
+from pages._shared import state, widgets
+
+MODELS_PAGE = "pages/models.py"
+REFRESH_SECONDS = 2.0
+KEY = "studio.train."
+
+project = widgets.require_project()
+store = state.get_store()
+runner = sj.get_runner()
+task = project.task.value
+DEFAULTS = DetectionHParams() if task == "detection" else ClassificationHParams()
+
+st.title("Train")
+st.caption(f"Train a {task} model for **{project.name}** that runs on the Coral Edge TPU. Training runs "
+           "in the background: you can leave this page and come back.")
+widgets.show_flashes()
+
+# -- presets ---------------------------------------------------------------------------------------
+PRESETS = {
+    "quick": "Quick run — a few minutes, to try things out",
+    "full": "Full training — the best model",
+}
+QUICK = {
+    "classification": {"image_size": 96, "epochs": 3, "batch_size": 16, "alpha": 0.35, "max_images": 200},
+    "detection": {"image_size": 256, "epochs": 5, "batch_size": 8, "alpha": 0.35, "max_images": 100},
+}
+IMAGE_SIZES = {"classification": [96, 128, 160, 192, 224], "detection": [256, 300, 320]}
+ALPHAS = [0.35, 0.5, 0.75, 1.0, 1.3, 1.4]
+BATCH_SIZES = [4, 8, 16, 32, 64]
+WEIGHTS = {
+    "imagenet": "ImageNet — pretrained, best with few photos (downloaded once, needs internet)",
+    "none": "From scratch — no download, needs many more photos and epochs",
+    "file": "A Keras weights file on the server",
+}
+
+
+def preset_values(preset: str) -> dict:
+    values = DEFAULTS.to_dict()
+    if preset == "quick":
+        values.update(QUICK[task])
+    return values
+
+
+def when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "–"
+
+
+# -- one job: progress, curves, logs, cancel -------------------------------------------------------
+def render_job(job: Job) -> None:
+    icon = sj.STATE_ICONS.get(job.state, "")
+    st.subheader(f"{icon} Training job {job.id}")
+    st.caption(f"Started {when(job.started or job.created)} · {job.state.value}")
+    if job.state is JobState.QUEUED:
+        st.info("Waiting for the job before it to finish. It starts on its own.", icon=":material/schedule:")
+    fraction = min(max(job.progress or 0.0, 0.0), 1.0)
+    parts = [f"{fraction * 100:.0f}%"]
+    if job.total_epochs:
+        parts.append(f"epoch {job.epoch or 0}/{job.total_epochs}")
+    if job.active and job.eta is not None:
+        parts.append(f"about {sj.format_seconds(job.eta)} left")
+    st.progress(fraction, text=" · ".join(parts))
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Epoch", f"{job.epoch or 0} / {job.total_epochs}" if job.total_epochs else "–")
+    c2.metric("Running for", sj.format_seconds(job.duration))
+    c3.metric("Time left", sj.format_seconds(job.eta) if job.active else "–")
+    if job.message:
+        st.caption(job.message)
+
+    curves = sj.epoch_curves(runner.events(job.id))
+    if curves:
+        df = pd.DataFrame(curves).sort_index()
+        df.index.name = "epoch"
+        losses = [c for c in df.columns if "loss" in c]
+        others = [c for c in df.columns if "loss" not in c and c not in ("lr", "learning_rate")]
+        left, right = st.columns(2)
+        if losses:
+            left.markdown("**Loss** (lower is better)")
+            left.line_chart(df[losses], x_label="epoch")
+        if others:
+            right.markdown("**Metrics**")
+            right.line_chart(df[others], x_label="epoch")
+    elif job.active:
+        st.caption("Curves appear after the first epoch.")
+
+    if job.active:
+        if st.button("Cancel training", key=f"{KEY}cancel.{job.id}", icon=":material/stop_circle:"):
+            runner.cancel(job.id)
+            st.toast("Cancelling… the job stops after the current batch.")
+    with st.expander("Log", expanded=job.state is JobState.FAILED):
+        lines = runner.logs(job.id, tail=60)
+        st.code("\n".join(lines) if lines else "(nothing logged yet)", language=None)
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def live_job(job_id: str) -> None:
+    """Redrawn every few seconds while the job runs; a full rerun once it has ended."""
+    job = runner.get(job_id)
+    render_job(job)
+    if job.state.finished:
+        st.rerun()
+
+
+def finished_job(job: Job) -> None:
+    render_job(job)
+    if job.state is JobState.SUCCEEDED:
+        res = sj.result_metric(job, store)
+        shown = f" — {res[0]} {res[1]:.3f}" if res else ""
+        st.success(f"Training finished{shown}. The model is **{job.artefact_id}**.", icon=":material/check:")
+        widgets.page_link(MODELS_PAGE, "See it on the Models page", ":material/inventory_2:")
+    elif job.state is JobState.FAILED:
+        st.error(job.message or "Training failed.", icon=":material/error:")
+    elif job.state is JobState.CANCELLED:
+        st.info("This training was cancelled. Nothing was saved.", icon=":material/stop_circle:")
+    elif job.state is JobState.INTERRUPTED:
+        st.warning(job.message or "The app stopped during this training. Start it again.",
+                   icon=":material/warning:")
+    if st.button("Dismiss", key=f"{KEY}dismiss.{job.id}"):
+        sj.set_current_job(project.name, None)
+        st.rerun()
+
+
+current = sj.current_job(runner, project.name)
+if current is not None:
+    with st.container(border=True):
+        if current.active:
+            live_job(current.id)
+        else:
+            finished_job(current)
+
+# -- is the dataset ready? -------------------------------------------------------------------------
+stats = store.stats(project)
+errors, warnings = sj.dataset_problems(stats, task)
+for msg in errors:
+    st.error(msg, icon=":material/block:")
+for msg in warnings:
+    st.warning(msg, icon=":material/warning:")
+if errors:
+    widgets.page_link("pages/label.py", "Label images", ":material/label:")
+    widgets.page_link("pages/upload.py", "Upload photos", ":material/upload:")
+
+# -- settings ----------------------------------------------------------------------------------------
+if not errors:
+    st.markdown(f"**Dataset:** {stats['labelled_images']} labelled images in {stats['classes']} classes "
+                f"(train {stats['per_split'].get('train', 0)}, val {stats['per_split'].get('val', 0)}, "
+                f"test {stats['per_split'].get('test', 0)}).")
+    preset = st.radio("Preset", list(PRESETS), format_func=PRESETS.get, horizontal=True, key=f"{KEY}preset")
+    v = preset_values(preset)
+    k = f"{KEY}{task}.{preset}."  # each preset/task keeps its own widget values
+    with st.form(f"{KEY}form", border=True):
+        st.markdown("**Settings**")
+        a, b, c = st.columns(3)
+        sizes = IMAGE_SIZES[task]
+        image_size = a.selectbox("Image size (pixels)", sizes, index=sizes.index(v["image_size"])
+                                 if v["image_size"] in sizes else len(sizes) - 1, key=k + "image_size",
+                                 help="Photos are resized to this square. Smaller is faster, larger sees "
+                                      "more detail.")
+        epochs = b.number_input("Epochs", 1, 500, int(v["epochs"]), key=k + "epochs",
+                                help="How many times training goes through all photos.")
+        batch_size = c.selectbox("Batch size", BATCH_SIZES, index=BATCH_SIZES.index(v["batch_size"])
+                                 if v["batch_size"] in BATCH_SIZES else 2, key=k + "batch_size")
+        a, b, c = st.columns(3)
+        learning_rate = a.number_input("Learning rate", 1e-6, 1.0, float(v["learning_rate"]), step=1e-4,
+                                       format="%.5f", key=k + "learning_rate")
+        alpha = b.selectbox("Model width (alpha)", ALPHAS, index=ALPHAS.index(v["alpha"]), key=k + "alpha",
+                            help="MobileNetV2 width: 0.35 is small and fast, 1.0 is the standard size.")
+        max_images = c.number_input("Use at most this many images (0 = all)", 0, 1_000_000,
+                                    int(v.get("max_images") or 0), key=k + "max_images")
+        augment = st.checkbox("Augment photos (random flips, crops, colour changes)", bool(v["augment"]),
+                              key=k + "augment")
+        train_all = st.checkbox("Train on all images (also validation and test)", v["train_on"] == "all",
+                                key=k + "train_all",
+                                help="Uses every labelled photo for training. The reported accuracy is then "
+                                     "measured on photos the model has seen, so it looks better than it is.")
+        weights_choice = st.radio("Starting weights", list(WEIGHTS), format_func=WEIGHTS.get,
+                                  index=0 if v["weights"] == "imagenet" else 1, key=k + "weights")
+        weights_file = st.text_input("Weights file path (for 'A Keras weights file')", key=k + "weights_file",
+                                     placeholder="/data/weights/mobilenet_v2_….h5")
+        extras: dict = {}
+        if task == "detection":
+            st.markdown("**Detection output**")
+            a, b, c = st.columns(3)
+            extras["score_threshold"] = a.slider("Minimum score", 0.05, 0.95, float(v["score_threshold"]), 0.05,
+                                                 key=k + "score_threshold",
+                                                 help="Boxes with a lower confidence are dropped.")
+            extras["iou_threshold"] = b.slider("Overlap (IoU) for merging boxes", 0.1, 0.9,
+                                               float(v["iou_threshold"]), 0.05, key=k + "iou_threshold")
+            extras["max_detections"] = c.number_input("Max boxes per photo", 1, 100, int(v["max_detections"]),
+                                                      key=k + "max_detections")
+        submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+
+    if submitted:
+        weights = {"imagenet": "imagenet", "none": "none"}.get(weights_choice, (weights_file or "").strip())
+        if not weights:
+            st.error("Give the path of the weights file, or choose ImageNet or from scratch.")
+        else:
+            hp = hparams_for(task, {
+                "image_size": int(image_size), "epochs": int(epochs), "batch_size": int(batch_size),
+                "learning_rate": float(learning_rate), "alpha": float(alpha), "augment": bool(augment),
+                "weights": weights, "train_on": "all" if train_all else "split",
+                "max_images": int(max_images) or None, **extras,
+            }).to_dict()
+            busy = runner.list(project=project.name, limit=30)
+            try:
+                job_id = runner.submit("train", {"task": task, "project": project.name, "hparams": hp},
+                                       project=project.name)
+            except JobError as exc:
+                st.error(str(exc))
+            else:
+                sj.set_current_job(project.name, job_id)
+                queued_behind = any(j.active for j in busy)
+                state.flash("Training queued: it starts when the running job has finished." if queued_behind
+                            else "Training started.", "info" if queued_behind else "success")
+                st.rerun()
+
+# -- history -----------------------------------------------------------------------------------------
+st.divider()
+st.subheader("Past training runs")
+history = [j for j in runner.list(project=project.name, limit=30) if j.kind == "train"]
+if not history:
+    st.caption("No training runs for this project yet.")
+else:
+    rows = []
+    for j in history:
+        res = sj.result_metric(j, store) if j.state is JobState.SUCCEEDED else None
+        rows.append({
+            "started": when(j.started or j.created),
+            "state": f"{sj.STATE_ICONS.get(j.state, '')} {j.state.value}",
+            "duration": sj.format_seconds(j.duration),
+            "result": f"{res[0]} {res[1]:.3f}" if res else "",
+            "epochs": j.params.get("hparams", {}).get("epochs"),
+            "model": j.artefact_id or "",
+            "message": j.error or j.message,
+            "job": j.id,
+        })
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    ids = [j.id for j in history]
+    labels = {j.id: f"{when(j.started or j.created)} · {j.state.value} · {j.id}" for j in history}
+
+    def _follow() -> None:
+        pick = state.widget_value(f"{KEY}history.pick")
+        if pick:
+            sj.set_current_job(project.name, pick)
+
+    st.selectbox("Show the details of a run", [None, *ids], index=0, on_change=_follow,
+                 format_func=lambda i: "—" if i is None else labels[i], key=f"{KEY}history.pick")
+    widgets.page_link(MODELS_PAGE, "All trained models are on the Models page", ":material/inventory_2:")

@@ -1,0 +1,233 @@
+"""The Train page under Streamlit's AppTest: the form, starting a job, following it after a reload,
+cancelling it, and the messages for projects that are not ready.
+
+The "train" kind is replaced by a fast fake job for most tests (this is a test of the page and the job
+engine; real training is tested by the training part). One test lets the page submit the real "train"
+kind when ``core.training.jobs`` is importable, and cancels it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import jobs
+from core.annotations import Annotation, Task
+from core.jobs import JobContext, JobState, JobTable, LocalRunner
+from core.store import NewImage, Store
+from tests.core.helpers import jpeg_bytes
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "train.py")
+PROJECT_KEY = "studio.project"
+
+
+@pytest.fixture
+def env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("STUDIO_PASSWORD", raising=False)
+    return data_dir
+
+
+def fake_train(ctx: JobContext, params: dict) -> str:
+    """Reports two epochs with metrics, then works until cancelled (or ``params['hparams']['epochs']``
+    is 2, then it finishes)."""
+    hp = params["hparams"]
+    total = int(hp["epochs"])
+    for e in range(1, total + 1):
+        ctx.check_cancelled()
+        ctx.progress(epoch=e, total_epochs=total, metrics={"loss": 1.0 / e, "accuracy": 0.5 + e / 10},
+                     message=f"epoch {e}/{total} done")
+        if e >= 2 and total > 2:
+            while True:
+                ctx.check_cancelled()
+                time.sleep(0.05)
+    return "fake-model"
+
+
+@pytest.fixture
+def fake_kind(monkeypatch):
+    monkeypatch.setattr(jobs, "_KINDS", dict(jobs._KINDS))
+    jobs.register_job_kind("train", fake_train)
+
+
+@pytest.fixture
+def cleanup(store: Store):
+    yield
+    r = LocalRunner(store)
+    for j in r.active():
+        r.cancel(j.id)
+    for j in JobTable(store).list():
+        r.wait(j.id, timeout=30)
+
+
+def add_images(store: Store, project, labels: list[str | None]) -> None:
+    items = []
+    for i, label in enumerate(labels):
+        data = jpeg_bytes(40 + i, 30 + i, color=(20 * i % 255, 100, 50))
+        anns = [Annotation(label)] if label else []
+        items.append(NewImage(data, f"img{i}.jpg", 40 + i, 30 + i, annotations=anns,
+                              split="val" if i % 4 == 3 else "train"))
+    store.add_images(project, items)
+
+
+@pytest.fixture
+def ready(env, store: Store):
+    project = store.create_project("shapes", Task.CLASSIFICATION)
+    add_images(store, project, ["circle"] * 12 + ["square"] * 12)
+    return project
+
+
+def page(project: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state[PROJECT_KEY] = project
+    return at.run()
+
+
+def start_button(at: AppTest):
+    return next(b for b in at.button if b.label == "Start training")
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [m.value for m in at.caption] + [s.value for s in at.subheader]
+    parts += [e.value for e in at.error] + [w.value for w in at.warning] + [i.value for i in at.info]
+    parts += [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+def wait_for(pred, timeout=15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_form_renders_with_task_settings(ready):
+    at = page("shapes")
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Train"
+    assert start_button(at)
+    labels = {w.label for w in [*at.selectbox, *at.number_input, *at.checkbox, *at.radio]}
+    for needed in ("Image size (pixels)", "Epochs", "Batch size", "Learning rate", "Model width (alpha)",
+                   "Starting weights", "Train on all images (also validation and test)"):
+        assert needed in labels, needed
+    assert not at.slider  # no detection extras for classification
+    assert "24 labelled images in 2 classes" in texts(at)
+    assert "No training runs" in texts(at)
+
+
+def test_presets_change_the_defaults(ready):
+    at = page("shapes")  # the quick run is the default, for trying things
+    size = next(s for s in at.selectbox if s.label == "Image size (pixels)")
+    epochs = next(n for n in at.number_input if n.label == "Epochs")
+    assert size.value == 96 and epochs.value == 3
+    at.radio(key="studio.train.preset").set_value("full").run()
+    size = next(s for s in at.selectbox if s.label == "Image size (pixels)")
+    epochs = next(n for n in at.number_input if n.label == "Epochs")
+    assert size.value == 224 and epochs.value == 30
+
+
+def test_detection_project_has_detection_extras(env, store):
+    project = store.create_project("balls", Task.DETECTION)
+    from core.boxes import Box
+
+    data = [jpeg_bytes(64, 48, color=(10 * i, 0, 0)) for i in range(4)]
+    store.add_images(project, [NewImage(d, f"b{i}.jpg", 64, 48, annotations=[Annotation("ball", Box(1, 1, 20, 20))])
+                               for i, d in enumerate(data)])
+    at = page("balls")
+    assert not at.exception, at.exception
+    assert {s.label for s in at.slider} == {"Minimum score", "Overlap (IoU) for merging boxes"}
+    assert any(n.label == "Max boxes per photo" for n in at.number_input)
+    assert next(s for s in at.selectbox if s.label == "Image size (pixels)").value == 256  # quick run
+
+
+@pytest.mark.parametrize("labels,expected", [
+    ([], "no images yet"),
+    ([None] * 5, "has a label yet"),
+    (["circle"] * 6, "at least two classes"),
+    (["circle"] * 6 + ["square"], "Too few images for **square** (1)"),
+])
+def test_clear_messages_when_the_project_is_not_ready(env, store, labels, expected):
+    project = store.create_project("notready", Task.CLASSIFICATION)
+    if labels:
+        add_images(store, project, labels)
+    at = page("notready")
+    assert not at.exception, at.exception
+    assert any(expected in e.value for e in at.error), [e.value for e in at.error]
+    assert not [b for b in at.button if b.label == "Start training"]
+
+
+def test_few_images_per_class_is_a_warning(env, store):
+    project = store.create_project("few", Task.CLASSIFICATION)
+    add_images(store, project, ["a"] * 3 + ["b"] * 3 + [None])
+    at = page("few")
+    assert not at.error
+    w = "\n".join(x.value for x in at.warning)
+    assert "Few images for **a** (3), **b** (3)" in w and "1 of 7 images have no label" in w
+    assert start_button(at)
+
+
+def test_submit_creates_a_job_shown_after_reload_and_cancel_works(ready, store, fake_kind, cleanup):
+    at = page("shapes")
+    at.radio(key="studio.train.preset").set_value("full").run()
+    next(n for n in at.number_input if n.label == "Epochs").set_value(7)
+    start_button(at).click().run()
+    assert not at.exception, at.exception
+    table = JobTable(store)
+    [job] = table.list(project="shapes")
+    assert job.kind == "train"
+    assert job.params["task"] == "classification" and job.params["project"] == "shapes"
+    assert job.params["hparams"]["epochs"] == 7 and job.params["hparams"]["image_size"] == 224
+    assert job.params["hparams"]["weights"] == "imagenet"
+    assert wait_for(lambda: table.get(job.id).epoch == 2)
+
+    # a fresh session (reload / another tab) finds the running job of the project
+    at2 = page("shapes")
+    assert not at2.exception, at2.exception
+    assert f"Training job {job.id}" in texts(at2)
+    assert at2.get("progress")
+    assert "epoch 2/7" in at2.get("progress")[0].proto.text
+    assert len(at2.get("vega_lite_chart")) == 2  # loss curve and metric curve
+    assert "**Loss** (lower is better)" in texts(at2)
+    cancel = next(b for b in at2.button if b.label == "Cancel training")
+    t0 = time.monotonic()
+    cancel.click().run()
+    assert not at2.exception, at2.exception
+    assert wait_for(lambda: table.get(job.id).state is JobState.CANCELLED, timeout=10)
+    assert time.monotonic() - t0 < 10
+    at2.run()
+    assert "was cancelled" in texts(at2)
+    assert any("cancelled" in str(v) for v in at2.dataframe[0].value["state"])
+
+
+def test_finished_job_shows_result_and_history(ready, store, fake_kind):
+    at = page("shapes")
+    next(n for n in at.number_input if n.label == "Epochs").set_value(2)
+    start_button(at).click().run()
+    [job] = JobTable(store).list(project="shapes")
+    assert job.params["hparams"]["image_size"] == 96 and job.params["hparams"]["max_images"] == 200
+    assert wait_for(lambda: JobTable(store).get(job.id).state is JobState.SUCCEEDED)
+    at.run()
+    assert not at.exception, at.exception
+    assert "Training finished" in texts(at) and "fake-model" in texts(at)
+    hist = at.dataframe[0].value
+    assert list(hist["model"]) == ["fake-model"] and "accuracy 0.700" in list(hist["result"])[0]
+    next(b for b in at.button if b.label == "Dismiss").click().run()
+    assert "Training job" not in texts(at)
+
+
+def test_real_train_kind_is_submitted_and_cancelled(ready, store, cleanup):
+    """The page submits the real "train" kind; the job record exists and cancelling ends it."""
+    pytest.importorskip("core.training.jobs", reason="the training part's job module is not there yet")
+    at = page("shapes")
+    start_button(at).click().run()
+    assert not at.exception, at.exception
+    [job] = JobTable(store).list(project="shapes")
+    assert job.kind == "train" and job.state in (JobState.QUEUED, JobState.RUNNING)
+    LocalRunner(store).cancel(job.id)
+    assert wait_for(lambda: JobTable(store).get(job.id).state.finished, timeout=120)
+    assert JobTable(store).get(job.id).state is JobState.CANCELLED
