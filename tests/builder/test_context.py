@@ -1,0 +1,142 @@
+"""Build contexts without Docker: files, labels, Dockerfiles of both profiles, README, zip."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from builder import context as bc
+
+
+@pytest.fixture
+def fake_wheelhouse(tmp_path: Path) -> Path:
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    (wh / "numpy-0-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"not really a wheel")
+    return wh
+
+
+def _ctx(tmp_path, artefact, profile="offline", wheelhouse=None, **kw) -> bc.BuildContext:
+    spec = bc.BuildSpec(model_dir=artefact, tag=kw.pop("tag", "studio-test/ctx:1"), profile=profile,
+                        base_image=kw.pop("base_image", "studio/bookworm-python:latest"), **kw)
+    return bc.make_context(spec, tmp_path / f"ctx-{profile}", wheelhouse=wheelhouse)
+
+
+def test_offline_context_has_server_runtime_model_and_wheels(tmp_path, tiny_artefact, fake_wheelhouse):
+    ctx = _ctx(tmp_path, tiny_artefact, wheelhouse=fake_wheelhouse)
+    p = ctx.path
+    for rel in ("Dockerfile", "README.md", "requirements.txt", "app/server.py", "app/coral_runtime/predictor.py",
+                "app/coral_runtime/adapters.py", "app/coral_runtime/interpreter.py", "app/core/__init__.py",
+                "app/core/boxes.py", "app/core/annotations.py", "app/core/artefacts.py", "model/manifest.json",
+                "model/model_int8.tflite", "model/labels.txt", "wheelhouse/requirements.txt"):
+        assert (p / rel).is_file(), rel
+    # the float model never ships; coral_runtime is shipped as it is, not rewritten
+    assert not (p / "model" / "model_float.keras").exists()
+    src = bc.source_root() / "coral_runtime" / "predictor.py"
+    assert (p / "app/coral_runtime/predictor.py").read_bytes() == src.read_bytes()
+    assert (p / "app/server.py").read_bytes() == (bc.source_root() / "builder/templates/server.py").read_bytes()
+    # no TensorFlow or streamlit module is shipped
+    assert not list(p.rglob("training")) and not (p / "app/core/store.py").exists()
+    wh = (p / "wheelhouse" / "requirements.txt").read_text().split()
+    assert {r.split("==")[0] for r in wh} == {"ai-edge-litert", "numpy", "pillow"}
+    assert ctx.network_mode == "none"
+
+
+def test_offline_dockerfile_needs_no_network(tmp_path, tiny_artefact, fake_wheelhouse):
+    ctx = _ctx(tmp_path, tiny_artefact, wheelhouse=fake_wheelhouse)
+    text = ctx.dockerfile.read_text()
+    assert "ARG BASE_IMAGE=studio/bookworm-python:latest" in text
+    assert "FROM ${BASE_IMAGE}" in text
+    assert "--no-index" in text and "--find-links=/tmp/wheelhouse" in text
+    assert "apt-get" not in text and "http" not in text.replace("http://127.0.0.1", "")
+
+
+def test_labels_oci_model_and_ohmni(tmp_path, tiny_artefact, fake_wheelhouse):
+    ctx = _ctx(tmp_path, tiny_artefact, wheelhouse=fake_wheelhouse)
+    labels = ctx.labels
+    for key in ("org.opencontainers.image.title", "org.opencontainers.image.version",
+                "org.opencontainers.image.created", "org.opencontainers.image.description"):
+        assert labels[key]
+    assert labels["org.edgetpu-studio.model.name"] == "Raccoons"
+    assert labels["org.edgetpu-studio.model.task"] == "classification"
+    assert labels["org.edgetpu-studio.model.dataset-hash"] == "d" * 16
+    assert json.loads(labels["org.edgetpu-studio.model.metrics"]) == {"accuracy": 0.875}
+    assert labels["com.ohmnilabs.app.name"] == "studio_raccoons_classification"
+    assert labels["com.ohmnilabs.app.version"] == "20261125-000000-tiny01"
+    text = ctx.dockerfile.read_text()
+    for key in labels:
+        assert f"{key}=" in text
+
+
+def test_label_values_are_quoted_safely():
+    out = bc.render_labels({"a": 'say "hi" $HOME \\ back\nslash'})
+    assert out.endswith('a="say \\"hi\\" \\$HOME \\\\ back slash"')
+
+
+def test_coral_dockerfile_packages_labels_and_run_instructions(tmp_path, tiny_artefact):
+    ctx = _ctx(tmp_path, tiny_artefact, profile="coral", base_image="debian-py:bookworm")
+    text = ctx.dockerfile.read_text()
+    assert "ARG BASE_IMAGE=debian-py:bookworm" in text
+    assert "coral-edgetpu-stable main" in text and "libedgetpu1-std" in text
+    assert "ARG CORAL_APT_REPO=https://" in text and "gpg --dearmor" in text
+    assert "pip install" in text and "-r /tmp/requirements.txt" in text
+    reqs = (ctx.path / "requirements.txt").read_text()
+    for pkg in ("ai-edge-litert", "numpy", "pillow"):
+        assert pkg in reqs
+    assert not (ctx.path / "wheelhouse").exists()
+    assert ctx.network_mode == "host"
+    assert "com.ohmnilabs.app.name=" in text and "org.opencontainers.image.title=" in text
+    readme = (ctx.path / "README.md").read_text()
+    assert "--privileged -v /dev/bus/usb:/dev/bus/usb --network host studio-test/ctx:1" in readme
+    assert "docker build --network host" in readme and "/v1/predict" in readme
+    assert bc.coral_repo_host(text) == "packages.cloud.google.com"
+
+
+def test_bad_inputs_are_refused(tmp_path, tiny_artefact, fake_wheelhouse):
+    with pytest.raises(bc.ContextError):
+        bc.BuildSpec(model_dir=tiny_artefact, tag="bad tag; rm -rf /")
+    with pytest.raises(bc.ContextError):
+        bc.BuildSpec(model_dir=tiny_artefact, profile="gpu")
+    with pytest.raises(bc.ContextError):
+        bc.BuildSpec(model_dir=tiny_artefact, base_image="x\nRUN evil")
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_artefact, broken)
+    (broken / "model_int8.tflite").unlink()
+    with pytest.raises(bc.ContextError, match="missing"):
+        _ctx(tmp_path, broken, wheelhouse=fake_wheelhouse)
+
+
+def test_default_tag_and_zip(tmp_path, tiny_artefact, fake_wheelhouse):
+    ctx = _ctx(tmp_path, tiny_artefact, wheelhouse=fake_wheelhouse, tag="")
+    assert ctx.spec.tag == "studio/raccoons-classification:20261125-000000-tiny01"
+    z = bc.zip_context(ctx.path, tmp_path / "out" / "context.zip")
+    with zipfile.ZipFile(z) as zf:
+        names = set(zf.namelist())
+    assert {"Dockerfile", "README.md", "app/server.py", "model/model_int8.tflite"} <= names
+    assert not any("__pycache__" in n for n in names)
+
+
+def test_ship_runtime_needs_the_predictor(tmp_path):
+    fake = tmp_path / "src"
+    (fake / "coral_runtime").mkdir(parents=True)
+    (fake / "coral_runtime" / "__init__.py").write_text("")
+    with pytest.raises(bc.ContextError, match="predictor"):
+        bc.ship_runtime(tmp_path / "dest", src_root=fake)
+
+
+def test_ship_runtime_follows_core_imports(tmp_path):
+    fake = tmp_path / "src"
+    (fake / "coral_runtime").mkdir(parents=True)
+    (fake / "core").mkdir()
+    (fake / "coral_runtime" / "__init__.py").write_text("")
+    (fake / "coral_runtime" / "predictor.py").write_text("from core import extra\n")
+    for name in ("__init__", "boxes", "annotations", "artefacts"):
+        (fake / "core" / f"{name}.py").write_text("")
+    (fake / "core" / "extra.py").write_text("def f():\n    import core.more\n")
+    (fake / "core" / "more.py").write_text("")
+    got = bc.ship_runtime(tmp_path / "dest", src_root=fake)
+    assert "core/extra.py" in got and "core/more.py" in got and "core/boxes.py" in got

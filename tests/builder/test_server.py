@@ -1,0 +1,122 @@
+"""The model server without Docker: server.py in a subprocess on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from builder.docker import compare_predictions, free_port, http_json, local_prediction
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER = ROOT / "builder" / "templates" / "server.py"
+MAX_BODY = 400_000
+
+
+@pytest.fixture(scope="module")
+def server(tiny_artefact, tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MODEL_DIR": str(tiny_artefact), "PORT": str(port),
+           "BIND_ADDRESS": "127.0.0.1", "MAX_BODY_BYTES": str(MAX_BODY), "DEVICE": "auto"}
+    fh = open(log, "wb")
+    proc = subprocess.Popen([sys.executable, str(SERVER)], env=env, stdout=fh, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            if proc.poll() is not None:
+                raise AssertionError("server exited:\n" + log.read_text())
+            try:
+                if http_json("GET", base + "/healthz", timeout=1)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("server did not answer:\n" + log.read_text())
+        yield {"base": base, "log": log, "proc": proc}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        fh.close()
+
+
+def _multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "----studio-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_healthz_and_model(server, tiny_artefact):
+    status, health = http_json("GET", server["base"] + "/healthz")
+    assert status == 200 and health["ok"] is True and health["device"] == "cpu"
+    status, model = http_json("GET", server["base"] + "/v1/model")
+    assert status == 200
+    manifest = json.loads((tiny_artefact / "manifest.json").read_text())
+    assert model["labels"] == manifest["labels"] and model["task"] == "classification"
+    assert model["input_size"] == [48, 48] and model["device"] == "cpu"
+    assert model["versions"]["ai-edge-litert"] and model["versions"]["numpy"] and model["versions"]["pillow"]
+
+
+def test_predict_raw_and_multipart_equal_in_app_predictor(server, tiny_artefact, raccoon_jpeg):
+    local = local_prediction(tiny_artefact, raccoon_jpeg)
+    status, raw = http_json("POST", server["base"] + "/v1/predict", raccoon_jpeg, "image/jpeg")
+    assert status == 200, raw
+    ok, msg = compare_predictions(raw, local)
+    assert ok, msg
+    assert raw["image"] == {"width": local["image_size"][0], "height": local["image_size"][1]}
+    body, ctype = _multipart("image", "r.jpg", raccoon_jpeg)
+    status, multi = http_json("POST", server["base"] + "/v1/predict", body, ctype)
+    assert status == 200, multi
+    assert [c["label"] for c in multi["classes"]] == [c["label"] for c in raw["classes"]]
+    assert [c["score"] for c in multi["classes"]] == [c["score"] for c in raw["classes"]]
+
+
+def test_errors_are_json(server):
+    status, err = http_json("POST", server["base"] + "/v1/predict", b"this is not an image", "image/jpeg")
+    assert status == 400 and "image" in err["error"] and err["status"] == 400
+    status, err = http_json("POST", server["base"] + "/v1/predict", b"", "image/jpeg")
+    assert status == 400
+    status, err = http_json("POST", server["base"] + "/v1/predict", b"\0" * (MAX_BODY + 1), "image/jpeg")
+    assert status == 413 and str(MAX_BODY) in err["error"]
+    status, err = http_json("GET", server["base"] + "/nowhere")
+    assert status == 404 and err["status"] == 404
+    status, err = http_json("GET", server["base"] + "/v1/predict")
+    assert status == 405
+    body, ctype = _multipart("note2", "x.txt", b"")
+    status, err = http_json("POST", server["base"] + "/v1/predict", body, ctype)
+    assert status == 400
+
+
+def test_concurrent_requests_are_all_correct(server, raccoon_dir):
+    images = [p.read_bytes() for p in sorted((raccoon_dir / "images").glob("*.jpg"))[:4]]
+    expected = [http_json("POST", server["base"] + "/v1/predict", im, "image/jpeg")[1]["classes"] for im in images]
+
+    def one(i: int):
+        status, out = http_json("POST", server["base"] + "/v1/predict", images[i % 4], "image/jpeg")
+        return i, status, out
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, range(32)))
+    for i, status, out in results:
+        assert status == 200
+        assert out["classes"] == expected[i % 4]
+
+
+def test_one_log_line_per_request(server):
+    before = server["log"].read_text().count('"GET /healthz"')
+    for _ in range(3):
+        urllib.request.build_opener(urllib.request.ProxyHandler({})).open(server["base"] + "/healthz").read()
+    time.sleep(0.2)
+    assert server["log"].read_text().count('"GET /healthz"') == before + 3
