@@ -112,6 +112,15 @@ def split_from_path(path: str) -> str | None:
     return None
 
 
+def split_from_name(path: str) -> str | None:
+    """The split named by a file's name (``instances_train2017.json``, ``test_labels.csv``) or folder."""
+    stem = PurePosixPath(path).stem.lower()
+    for token in re.split(r"[^a-z]+", stem):
+        if token in SPLIT_FOLDERS:
+            return norm_split(token)
+    return split_from_path(path)
+
+
 def strip_url(name: str) -> str:
     """``gs://bucket/dir/x.jpg`` → ``dir/x.jpg`` (the basename is what resolves)."""
     return _URL.sub("", name.strip())

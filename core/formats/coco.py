@@ -18,7 +18,6 @@ Export: ``annotations.json`` (ids 1..N, categories 1..K in class order, bbox rou
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
@@ -43,15 +42,6 @@ def detect(source) -> float:
         if b'"images"' in head and b'"annotations"' in head:
             best = max(best, 0.95 if b'"categories"' in head else 0.7)
     return best
-
-
-def _split_from_json_name(path: str) -> str | None:
-    stem = PurePosixPath(path).stem.lower()
-    for token in re.split(r"[^a-z]+", stem):
-        if token in ("train", "val", "valid", "validation", "test"):
-            return C.norm_split(token)
-    m = re.search(r"(train|val|test)\d*$", stem)
-    return C.norm_split(m.group(1)) if m else C.split_from_path(path)
 
 
 def _load(source, path: str, limits: Limits, issues: list[Issue]) -> dict | None:
@@ -96,7 +86,7 @@ def _parse_doc(source, path: str, doc: dict, result: ParseResult) -> None:
     for k in sorted(cats, key=_order):
         if cats[k] not in result.classes:
             result.classes.append(cats[k])
-    json_split = _split_from_json_name(path)
+    json_split = C.split_from_name(path)
     images: dict = {}
     for n, im in enumerate(doc["images"]):
         item = f"{path}#images[{n}]"

@@ -16,6 +16,9 @@
 
 Rows naming a missing image are one Issue per image name ("annotation without image");
 malformed rows (wrong coordinates count, text, NaN) are Issues with ``file:line``.
+Several CSVs are merged by image; a box that another CSV already gave for the same image
+counts once (the tutorial's ``raccoon_labels.csv`` + ``train_labels.csv`` + ``test_labels.csv``),
+and a file named like ``train_labels.csv`` sets the split of images without one.
 
 Export: ``images/`` plus ``annotations.csv`` (plain, detection: ``filename,width,height,
 class,xmin,ymin,xmax,ymax,split``; classification: ``filename,class,split``). With
@@ -129,18 +132,34 @@ class _Images:
         self.source, self.result = source, result
         self.by_ref: dict[str, ParsedImage] = {}
         self.missing: dict[str, list[str]] = {}
+        self.box_files: dict[tuple, str] = {}  # (ref, box) -> the CSV it came from
+        self.repeats: dict[tuple[str, str], int] = {}
 
     def get(self, name: str, csv_path: str, line: int) -> ParsedImage | None:
         ref = self.source.resolve(C.strip_url(name), relative_to=csv_path)
         if ref is None or not C.is_image_path(ref):
             self.missing.setdefault(name, []).append(f"{csv_path}:{line}")
             return None
-        if ref not in self.by_ref:
-            self.by_ref[ref] = ParsedImage(ref=ref, origin=f"{csv_path}:{line}", split=C.split_from_path(ref))
-            self.result.images.append(self.by_ref[ref])
-        return self.by_ref[ref]
+        img = self.by_ref.get(ref)
+        if img is None:
+            img = self.by_ref[ref] = ParsedImage(ref=ref, origin=f"{csv_path}:{line}", split=C.split_from_path(ref))
+            self.result.images.append(img)
+        img.split = img.split or C.split_from_name(csv_path)
+        return img
+
+    def add_box(self, img: ParsedImage, box: RawBox, csv_path: str) -> None:
+        """Add a box unless another CSV file already gave this very box for this image."""
+        key = (img.ref, box)
+        first = self.box_files.setdefault(key, csv_path)
+        if first != csv_path:
+            self.repeats[(csv_path, first)] = self.repeats.get((csv_path, first), 0) + 1
+            return
+        img.boxes.append(box)
 
     def finish(self) -> None:
+        for (path, first), n in self.repeats.items():
+            self.result.issues.append(Issue(path, f"{n} box(es) repeat those of {first}: counted once",
+                                            "repaired"))
         for name, where in self.missing.items():
             more = f" ({len(where)} rows)" if len(where) > 1 else ""
             self.result.issues.append(Issue(where[0], f"annotation without image: '{name}' not found{more}",
@@ -230,7 +249,7 @@ def _parse_plain(rows: list[list[str]], path: str, images: _Images, result: Pars
         _add_class(result, label)
         if normalised:
             vals = [C.snap_unit(v) for v in vals]  # type: ignore[arg-type]
-        img.boxes.append(RawBox(label, *vals, normalized=normalised))  # type: ignore[arg-type]
+        images.add_box(img, RawBox(label, *vals, normalized=normalised), path)  # type: ignore[arg-type]
 
 
 def _parse_coral(rows: list[list[str]], path: str, images: _Images, result: ParseResult) -> None:
@@ -272,7 +291,7 @@ def _parse_coral(rows: list[list[str]], path: str, images: _Images, result: Pars
             issues.append(Issue(item, f"malformed box: {box}", "skipped"))
             continue
         _add_class(result, label)
-        img.boxes.append(RawBox(label, *(C.snap_unit(v) for v in box), normalized=True))
+        images.add_box(img, RawBox(label, *(C.snap_unit(v) for v in box), normalized=True), path)
 
 
 def _coral_box(coords: list[str]) -> tuple[float, float, float, float] | str:

@@ -142,3 +142,18 @@ def test_classification_export(tmp_path):
     r = fcsv.parse(DirSource(tmp_path))
     assert {i.ref.split("/")[-1]: (i.label, i.split) for i in r.images} == {
         items[0].export_name: ("cat", "val"), items[1].export_name: (None, "train")}
+
+
+def test_several_csvs_merge_repeats_count_once_and_file_names_give_splits():
+    all_rows = RACCOON_CSV
+    train = b"filename,width,height,class,xmin,ymin,xmax,ymax\nraccoon-1.jpg,650,417,raccoon,81,88,522,408\n"
+    test = b"filename,width,height,class,xmin,ymin,xmax,ymax\nraccoon-2.jpg,64,48,raccoon,1,2,3,4\n"
+    r = fcsv.parse(MemorySource({"images/raccoon-1.jpg": IMG, "images/raccoon-2.jpg": IMG,
+                                 "data/raccoon_labels.csv": all_rows, "data/train_labels.csv": train,
+                                 "data/test_labels.csv": test}))
+    got = {i.ref: i for i in r.images}
+    assert len(got["images/raccoon-1.jpg"].boxes) == 1 and len(got["images/raccoon-2.jpg"].boxes) == 2
+    assert got["images/raccoon-1.jpg"].split == "train" and got["images/raccoon-2.jpg"].split == "test"
+    assert sorted((i.item, i.action) for i in r.issues) == [("data/test_labels.csv", "repaired"),
+                                                           ("data/train_labels.csv", "repaired")]
+    assert "repeat those of data/raccoon_labels.csv" in r.issues[0].reason
