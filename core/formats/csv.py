@@ -115,7 +115,10 @@ def detect(source) -> float:
     best = 0.0
     for f in _csv_files(source)[:10]:
         head = C.peek(source, f, 8192, Limits().max_annotation_bytes).decode("utf-8-sig", "replace")
-        rows = _rows("\n".join(head.splitlines()[:3]))
+        try:
+            rows = _rows("\n".join(head.splitlines()[:3]))
+        except _csv.Error:
+            continue
         d = dialect(rows)
         if d == "plain":
             cols = _header(rows[0]) or {}

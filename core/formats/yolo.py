@@ -5,7 +5,8 @@ an empty one, is an image with no boxes). Its label file is ``labels/…/<stem>.
 where the image path has ``images`` (Ultralytics layout: ``images/train/x.jpg`` →
 ``labels/train/x.txt``), else ``<stem>.txt`` beside the image. Class names come from
 ``data.yaml`` (``names`` as a list or ``{index: name}``; read with ``yaml.safe_load``),
-else ``classes.txt`` / ``obj.names`` / ``*.names``; without any, classes are named by
+else ``classes.txt`` / ``obj.names`` / ``*.names`` (names must be plain values: YAML alias
+bombs are ignored with an Issue; YAML files over 1 MB are skipped); without any, classes are named by
 their index (with an Issue). Lines: a class index out of range → Issue "unknown class";
 a malformed line or a non-finite number → Issue with ``file:line``; six numbers (a
 trailing confidence) are accepted; ``cls x1 y1 x2 y2 x3 y3 …`` polygons (YOLO
@@ -35,6 +36,8 @@ NAME = "yolo"
 TASKS = ("detection",)
 NAME_FILES = ("classes.txt", "obj.names")
 YAML_FILES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
+YAML_MAX_BYTES = 1024 * 1024  # a data.yaml is a few lines: anything bigger is not one
+MAX_CLASSES = 100_000
 _NOT_LABELS = {"classes.txt", "obj.names", "labels.txt", "readme.txt", "license.txt", "train.txt",
                "val.txt", "valid.txt", "test.txt", "trainval.txt", "requirements.txt", "notes.txt"}
 
@@ -104,8 +107,9 @@ def _looks_like_line(line: str) -> bool:
 
 def _class_names(source, limits: Limits, issues: list[Issue]) -> list[str] | None:
     yamls, names = _names_files(source)
+    small = Limits(max_annotation_bytes=min(limits.max_annotation_bytes, YAML_MAX_BYTES))
     for f in yamls:
-        text = C.read_text(source, f, limits, issues)
+        text = C.read_text(source, f, small, issues)
         if text is None:
             continue
         try:
@@ -114,22 +118,27 @@ def _class_names(source, limits: Limits, issues: list[Issue]) -> list[str] | Non
             issues.append(Issue(f, f"malformed YAML: {str(exc).splitlines()[0]}", "skipped"))
             continue
         got = doc.get("names") if isinstance(doc, dict) else None
-        if isinstance(got, list):
-            return [str(n).strip() for n in got]
-        if isinstance(got, dict):
+        if isinstance(got, dict) and all(_scalar(v) for v in got.values()):
             idx = {}
             for k, v in got.items():
                 i = C.to_float(k)
-                if i is not None and i >= 0 and i == int(i):
+                if i is not None and i >= 0 and i == int(i) and i < MAX_CLASSES:
                     idx[int(i)] = str(v).strip()
             if idx:
                 return [idx.get(i, str(i)) for i in range(max(idx) + 1)]
-        issues.append(Issue(f, "no 'names' list in this YAML file", "skipped"))
+        if isinstance(got, list) and all(_scalar(v) for v in got):
+            return [str(n).strip() for n in got]
+        issues.append(Issue(f, "no 'names' list (of plain names) in this YAML file", "skipped"))
     for f in names:
         text = C.read_text(source, f, limits, issues)
         if text is not None:
             return [ln.strip() for ln in text.splitlines() if ln.strip()]
     return None
+
+
+def _scalar(v) -> bool:
+    """Class names must be plain values (a nested alias structure could explode when printed)."""
+    return isinstance(v, (str, int, float)) and not isinstance(v, bool)
 
 
 def parse(source, limits: Limits | None = None) -> ParseResult:

@@ -157,3 +157,10 @@ def test_several_csvs_merge_repeats_count_once_and_file_names_give_splits():
     assert sorted((i.item, i.action) for i in r.issues) == [("data/test_labels.csv", "repaired"),
                                                            ("data/train_labels.csv", "repaired")]
     assert "repeat those of data/raccoon_labels.csv" in r.issues[0].reason
+
+
+def test_binary_csv_does_not_break_detection_or_parsing():
+    src = MemorySource({"a.jpg": IMG, "x.csv": b"\x00\x01\x02,\x00\n\x00"})
+    assert fcsv.detect(src) == 0
+    r = fcsv.parse(src)
+    assert r.images == [] and all(i.action == "skipped" for i in r.issues)

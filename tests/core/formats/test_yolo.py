@@ -117,3 +117,13 @@ def test_export_then_parse(tmp_path):
     assert px[0][0] == "cat" and px[0][3] <= 297 and px[0][4] <= 199
     assert all(abs(x - y) < 0.01 for x, y in zip(px[0][1:], (1.3, 2, 297, 199)))
     assert got[f"images/train/{items[1].export_name}"].boxes == []
+
+
+def test_yaml_alias_bomb_and_nested_names_are_ignored():
+    bomb = (b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+            b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+            b"e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+            b"names: [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n")
+    r = yolo.parse(MemorySource({"a.jpg": IMG, "a.txt": b"0 0.5 0.5 0.2 0.2\n", "data.yaml": bomb}))
+    assert r.issues[0].item == "data.yaml" and "plain names" in r.issues[0].reason
+    assert r.images[0].boxes[0].label == "0"
