@@ -1,0 +1,35 @@
+"""The "train" job kind: params ``{"task", "project", "hparams": {...}}`` → the matching trainer.
+
+Imported lazily by ``core.jobs`` (``KIND_MODULES``); registers itself on import.
+"""
+
+from __future__ import annotations
+
+from core.jobs import JobContext, register_job_kind
+from core.training.hparams import hparams_for
+
+
+def run_train_job(ctx: JobContext, params: dict) -> str:
+    """Load the project, build the hyperparameters and run the classification or detection trainer;
+    returns the published artefact's id."""
+    name = params.get("project")
+    if not name:
+        raise ValueError("A training job needs a project.")
+    project = ctx.store.get_project(name)
+    task = params.get("task") or project.task.value
+    if task != project.task.value:
+        raise ValueError(f"Project {project.name!r} is a {project.task.value} project; cannot train {task}.")
+    hp = hparams_for(task, params.get("hparams") or {})
+    ctx.log(f"training {task} on project {project.name!r} with {hp.to_dict()}")
+    if task == "classification":
+        from core.training.classification import train_classification
+
+        return train_classification(ctx, project, hp)
+    if task == "detection":
+        from core.training.detection.trainer import train_detection
+
+        return train_detection(ctx, project, hp)
+    raise ValueError(f"Unknown task {task!r}; use classification or detection.")
+
+
+register_job_kind("train", run_train_job)
