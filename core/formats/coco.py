@@ -135,7 +135,12 @@ def _parse_doc(source, path: str, doc: dict, result: ParseResult) -> None:
         if w < 0 or h < 0:
             issues.append(Issue(item, f"box of '{label}' has a negative size: {bbox!r}", "skipped"))
             continue
-        img.boxes.append(RawBox(label, x, y, x + w, y + h))
+        x1, y1 = x + w, y + h
+        if img.declared_size:  # float noise of x + w past the edge (written rounded) stays inside
+            dw, dh = img.declared_size
+            x1 = dw if dw < x1 <= dw + 1e-6 else x1
+            y1 = dh if dh < y1 <= dh + 1e-6 else y1
+        img.boxes.append(RawBox(label, x, y, x1, y1))
 
 
 def _key(v):
@@ -158,7 +163,8 @@ def to_document(items: Sequence[ExportItem], classes: Sequence[str]) -> dict:
         for a in rec.boxes:
             if a.label not in cat_id:
                 cat_id[a.label] = len(cat_id) + 1
-            x, y, w, h = (round(v, 2) for v in a.box.to_xywh())  # type: ignore[union-attr]
+            x, y, x1, y1 = (round(v, 2) for v in a.box.as_tuple())  # type: ignore[union-attr]
+            w, h = round(x1 - x, 2), round(y1 - y, 2)
             anns.append({"id": len(anns) + 1, "image_id": n, "category_id": cat_id[a.label],
                          "bbox": [x, y, w, h], "area": round(w * h, 2), "iscrowd": 0, "segmentation": []})
     return {

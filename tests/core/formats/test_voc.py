@@ -174,3 +174,16 @@ def test_export_then_parse(tmp_path):
         ("cat", 1.25, 2, 30, 40), ("a<b&c", 0, 0, 64, 48)]
     assert a.split == "val" and a.declared_size == (64, 48)
     assert got[f"images/{items[1].export_name}"].boxes == [] and got[f"images/{items[1].export_name}"].split == "test"
+
+
+def test_outside_and_inverted_boxes_through_the_importer(store):
+    from core.importer import import_source
+
+    project = store.create_project("p", "detection")
+    src = MemorySource({"a.jpg": IMG, "a.xml": xml(objects=[("cat", -5, 2, 300, 40), ("cat", 30, 40, 1, 2),
+                                                            ("cat", 70, 50, 90, 60), ("dog", 1, 1, 10, 10)])})
+    rep = import_source(store, project, src)
+    assert rep.refused is None and rep.boxes_added == 2
+    assert sorted(i.action for i in rep.issues) == ["clipped", "skipped", "skipped"]
+    [rec] = store.list_images(project)
+    assert sorted((a.label, a.box.as_tuple()) for a in rec.boxes) == [("cat", (0, 2, 64, 40)), ("dog", (1, 1, 10, 10))]
