@@ -84,7 +84,7 @@ def export_project(store, project: Project, fmt: str, out: Path, *,
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         say(0.05, f"Writing {len(items):,} images as {name}…")
-        mod.export(items, classes, tmp_dir, **options)
+        mod.export(_counting(items, say), classes, tmp_dir, **options)
         if as_zip:
             say(0.8, "Packing the zip…")
             _zip_folder(tmp_dir, out)
@@ -106,6 +106,22 @@ def export_project(store, project: Project, fmt: str, out: Path, *,
         "classes": classes,
         "path": str(out),
     }
+
+
+def _counting(items: list[ExportItem], say: Callable[[float, str], None]) -> list[ExportItem]:
+    """The same items, reporting progress as their bytes are read (every 50 images)."""
+    total = max(len(items), 1)
+    count = [0]
+
+    def wrap(read: Callable[[], bytes]) -> Callable[[], bytes]:
+        def read_and_count() -> bytes:
+            count[0] += 1
+            if count[0] % 50 == 0 or count[0] == total:
+                say(0.05 + 0.75 * min(count[0] / total, 1.0), f"Wrote {count[0]:,} of {total:,} images")
+            return read()
+        return read_and_count
+
+    return [ExportItem(it.record, wrap(it.read_bytes), it.extension) for it in items]
 
 
 def _zip_folder(folder: Path, out: Path) -> None:

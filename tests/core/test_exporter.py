@@ -183,3 +183,11 @@ def test_digits_round_trip(shared_store, digits_project, tmp_path, fmt):
     assert (report.images_added, report.labels_added) == (2062, 2062)
     assert sorted(report.classes) == [str(i) for i in range(10)]
     assert_same(snapshot(shared_store, digits_project), snapshot(shared_store, p2))
+
+
+def test_progress_is_reported(store, det_project, tmp_path):
+    seen: list[tuple[float, str]] = []
+    export_project(store, det_project, "coco", tmp_path / "c.zip", progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any("Wrote 4 of 4 images" in m for _, m in seen)
