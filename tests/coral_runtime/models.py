@@ -29,13 +29,19 @@ def _rep(shape, n=8, low=0.0, high=255.0):
     return gen
 
 
-def convert_int8(model, input_shape, *, uint8_io: bool = True, batch: int = 1) -> bytes:
-    """Full-integer conversion (the project's contract: uint8 in/out, int8 inside)."""
+def convert_int8(model, input_shape, *, uint8_io: bool = True, batch: int = 1,
+                 representative: np.ndarray | None = None) -> bytes:
+    """Full-integer conversion (the project's contract: uint8 in/out, int8 inside); calibrated on
+    ``representative`` images when given, else on uniform noise (enough for structure tests)."""
     tf = _tf()
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
 
     def gen():
+        if representative is not None:
+            for x in representative:
+                yield [np.asarray(x, np.float32)[None]]
+            return
         for _ in range(8):
             yield [RNG.uniform(0, 255, size=(batch, *input_shape)).astype("float32")]
 
@@ -201,3 +207,33 @@ def write_artefact(folder: Path, tflite: bytes, *, task: str, labels: list[str],
     manifest.update(extra or {})
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return folder
+
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+
+
+def colour_images(n_per_class: int = 8, size: int = 48, seed: int = 0):
+    """Noisy solid-colour photos: (label, PIL image) pairs — a task a tiny net learns in seconds."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for label, rgb in COLOURS.items():
+        for _ in range(n_per_class):
+            arr = np.clip(np.array(rgb)[None, None] + rng.normal(0, 25, (size, size, 3)), 0, 255)
+            out.append((label, Image.fromarray(arr.astype(np.uint8))))
+    return out
+
+
+def trained_colour_classifier(size: int = 32, epochs: int = 25) -> bytes:
+    """A really trained tiny classifier (red/green/blue), converted to full int8 (~5 s)."""
+    import keras
+
+    data = colour_images()
+    labels = list(COLOURS)
+    x = np.stack([np.asarray(im.resize((size, size)), np.float32) for _, im in data])
+    y = np.array([labels.index(lbl) for lbl, _ in data])
+    model = small_classifier(len(labels), size)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=epochs, batch_size=8, verbose=0)
+    return convert_int8(model, (size, size, 3), representative=x)

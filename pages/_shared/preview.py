@@ -1,0 +1,84 @@
+"""Preview page state: the cached Predictor, the device list, and the latency history.
+
+The only Preview code touching ``st.session_state`` / ``st.cache_resource`` (the pages' rule).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from coral_runtime.devices import device_choices as _device_choices
+from coral_runtime.predictor import Prediction, Predictor
+from pages._shared.state import StateKey
+
+HISTORY_MAX = 500
+# (model id, device asked, device that ran it, latency ms, invoke ms, time)
+LATENCY: StateKey[list[tuple[str, str, str, float, float, float]]] = StateKey("studio.preview.latency", list)
+
+MODEL_WIDGET = "studio.preview.model"
+DEVICE_WIDGET = "studio.preview.device"
+SOURCE_WIDGET = "studio.preview.source"
+SAMPLE_WIDGET = "studio.preview.sample"
+THRESHOLD_WIDGET = "studio.preview.threshold"
+TOPK_WIDGET = "studio.preview.topk"
+WINDOW_WIDGET = "studio.preview.window"
+UPLOAD_WIDGET = "studio.preview.upload"
+CAMERA_WIDGET = "studio.preview.camera"
+RUNS_WIDGET = "studio.preview.runs"
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def _predictor(path: str, device: str, manifest_mtime: float) -> Predictor:  # noqa: ARG001 - cache key
+    return Predictor(path, device=device)
+
+
+def get_predictor(path: str | Path, device: str) -> Predictor:
+    """One Predictor per (artefact, device), reloaded when the manifest changes (e.g. compiled)."""
+    p = Path(path)
+    try:
+        mtime = (p / "manifest.json").stat().st_mtime
+    except OSError:
+        mtime = 0.0
+    return _predictor(str(p), device, mtime)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def device_choices() -> list[tuple[str, str]]:
+    """Each Coral Edge TPU found, then the CPU (re-scanned every 10 s)."""
+    return _device_choices()
+
+
+@dataclass
+class LatencyStats:
+    n: int
+    p50: float | None
+    p95: float | None
+    invoke_p50: float | None
+    devices: list[str]
+
+
+def record(model_id: str, device_asked: str, pred: Prediction) -> None:
+    """Add one predict() call's latency to the history (every call that really ran is counted)."""
+    hist = LATENCY.get()
+    hist.append((model_id, device_asked, pred.device, pred.latency_ms, pred.invoke_ms, time.time()))
+    del hist[:-HISTORY_MAX]
+
+
+def stats(model_id: str, device_asked: str, window: int) -> LatencyStats:
+    """p50/p95 over the last ``window`` predictions of this model on this device choice."""
+    rows = [r for r in LATENCY.get() if r[0] == model_id and r[1] == device_asked][-max(1, window):]
+    if not rows:
+        return LatencyStats(0, None, None, None, [])
+    lat = np.array([r[3] for r in rows])
+    inv = np.array([r[4] for r in rows])
+    return LatencyStats(len(rows), float(np.percentile(lat, 50)), float(np.percentile(lat, 95)),
+                        float(np.percentile(inv, 50)), sorted({r[2] for r in rows}))
+
+
+def clear_history() -> None:
+    LATENCY.set([])

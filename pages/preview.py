@@ -1,0 +1,226 @@
+"""Preview: run a trained model on a photo — on a Coral Edge TPU when one is plugged in, else the CPU."""
+
+from __future__ import annotations
+
+import io
+
+import streamlit as st
+from PIL import Image
+
+from core import artefacts
+from core.imaging import open_upright
+from core.render import draw_labels
+from core.store import StoreError
+from coral_runtime.interpreter import RuntimeUnavailable
+from pages._shared import preview as pv
+from pages._shared import state
+
+SOURCES = ("Sample from the project", "Upload a photo", "Take a photo (camera)", "Live webcam")
+LIVE_HELP = (
+    "A live webcam stream needs the `streamlit-webrtc` package (WebRTC: browser camera -> this server). "
+    "It is not installed in this studio, so use **Take a photo** (one frame at a time) or upload photos. "
+    "To try it: `pip install streamlit-webrtc` in the studio's environment and reload this page.")
+DISPLAY_SIDE = 720
+
+store = state.get_store()
+st.title("Preview")
+st.caption("Try a trained model on photos and see what it finds and how fast. With a Coral USB "
+           "Accelerator or PCIe module plugged in, the Edge TPU runs the compiled model; otherwise "
+           "the CPU runs the int8 model (the page says so).")
+
+project = state.current_project()
+models = artefacts.list_artefacts(store.root, project.name if project else None)
+if not models and project is not None:
+    models = artefacts.list_artefacts(store.root)
+if not models:
+    st.info("No trained model yet. Train one on the **Train** page; it appears here when it is done.")
+    st.stop()
+
+
+def _model_label(m: dict) -> str:
+    metrics = (m.get("metrics") or {}).get("int8") or {}
+    if m.get("task") == "detection":
+        score = metrics.get("mAP50")
+        what = f"mAP@0.5 {score:.2f}" if isinstance(score, (int, float)) else "detection"
+    else:
+        score = metrics.get("accuracy")
+        what = f"accuracy {score:.0%}" if isinstance(score, (int, float)) else "classification"
+    tpu = " · Edge TPU ready" if (m.get("compiler") or {}).get("ok") else ""
+    return f"{m.get('id')} — {m.get('project', '?')} · {what}{tpu}"
+
+
+by_id = {m["id"]: m for m in models if m.get("id")}
+top = st.columns([3, 2])
+with top[0]:
+    model_id = st.selectbox("Model", list(by_id), format_func=lambda i: _model_label(by_id[i]),
+                            key=pv.MODEL_WIDGET)
+choices = pv.device_choices()
+labels = dict(choices)
+with top[1]:
+    device = st.selectbox("Run on", [d for d, _ in choices], format_func=lambda d: labels.get(d, d),
+                          key=pv.DEVICE_WIDGET,
+                          help="Each Coral Edge TPU found on this machine, or the CPU. A model that is not "
+                               "compiled for the Edge TPU (or a missing Edge TPU runtime) runs on the CPU, "
+                               "and the page says why.")
+manifest = by_id[model_id]
+try:
+    predictor = pv.get_predictor(manifest["path"], device)
+except (RuntimeUnavailable, ValueError, OSError, artefacts.ArtefactError) as exc:
+    st.error(f"This model cannot run here: {exc}")
+    st.stop()
+
+if predictor.device == "cpu" and device != "cpu" and predictor.fallback_reason:
+    st.warning(f"Running on the CPU: {predictor.fallback_reason}", icon=":material/memory:")
+elif predictor.fallback_reason:
+    st.caption(predictor.fallback_reason)
+if not any(d != "cpu" for d, _ in choices):
+    st.caption("No Coral Edge TPU was found on this machine (USB 1a6e:089a / 18d1:9302, /dev/apex_*).")
+
+is_det = predictor.task == "detection"
+ctl = st.columns([2, 2, 1])
+with ctl[0]:
+    if is_det:
+        threshold = st.slider("Score threshold", 0.0, 1.0, float(round(predictor.score_threshold, 2)), 0.01,
+                              key=pv.THRESHOLD_WIDGET, help="Boxes scoring below this are hidden.")
+    else:
+        threshold = st.slider("Minimum score", 0.0, 1.0, 0.0, 0.01, key=pv.THRESHOLD_WIDGET)
+with ctl[1]:
+    if is_det:
+        most = predictor.max_detections or 100
+        top_k = st.number_input("Max boxes", 1, most, most, key=pv.TOPK_WIDGET)
+    else:
+        n_labels = max(1, len(predictor.labels))
+        top_k = st.number_input("Top classes", 1, n_labels, min(3, n_labels), key=pv.TOPK_WIDGET)
+with ctl[2]:
+    window = st.number_input("Latency over last", 5, pv.HISTORY_MAX, 50, step=5, key=pv.WINDOW_WIDGET,
+                             help="p50/p95 over this many predictions of this model on this device")
+
+source = st.radio("Photo", SOURCES, horizontal=True, key=pv.SOURCE_WIDGET)
+
+
+def _sample_image() -> tuple[Image.Image | None, str | None]:
+    try:
+        proj = store.get_project(manifest.get("project")) if manifest.get("project") else project
+    except StoreError:
+        proj = project
+    if proj is None:
+        st.info("This model's project is gone; upload a photo instead.")
+        return None, None
+    recs = []
+    for split in ("test", "val", None):
+        recs = store.list_images(proj, split=split, limit=300)
+        if recs:
+            break
+    if not recs:
+        st.info(f"The project **{proj.name}** has no photos; upload one instead.")
+        return None, None
+    by = {r.id: r for r in recs}
+
+    def fmt(i: str) -> str:
+        r = by[i]
+        truth = r.class_label or (f"{len(r.boxes)} boxes" if r.boxes else "unlabelled")
+        return f"{r.filename} ({r.split}, {truth})"
+
+    image_id = st.selectbox(f"Photo from **{proj.name}** ({recs[0].split if recs else ''} split first)",
+                            list(by), format_func=fmt, key=pv.SAMPLE_WIDGET)
+    rec = by[image_id]
+    truth = rec.class_label or ", ".join(sorted({a.label for a in rec.boxes})) or "unlabelled"
+    return open_upright(store.read_image_bytes(image_id)), f"Labelled as: {truth}"
+
+
+def _live_webcam() -> None:
+    try:
+        import av  # noqa: F401
+        from streamlit_webrtc import WebRtcMode, webrtc_streamer
+    except ImportError:
+        st.info(LIVE_HELP)
+        return
+
+    def on_frame(frame):
+        img = frame.to_image()
+        pred = predictor.predict(img, threshold=threshold, top_k=int(top_k))
+        _draw(img, pred)
+        import av as _av
+
+        return _av.VideoFrame.from_image(img)
+
+    st.caption("Each frame goes through the same predictor; its latency is written on the frame.")
+    webrtc_streamer(key="studio.preview.webrtc", mode=WebRtcMode.SENDRECV, video_frame_callback=on_frame,
+                    media_stream_constraints={"video": True, "audio": False},
+                    rtc_configuration={"iceServers": []})
+
+
+def _draw(img: Image.Image, pred) -> Image.Image:
+    if pred.task == "detection":
+        tuples = [(f"{d.label} {d.score:.2f}", d.box.as_tuple(), True) for d in pred.detections]
+    else:
+        tuples = [(f"{c.label} {c.score:.2f}", None, True) for c in pred.classes[:1]]
+    tuples.append((f"{pred.latency_ms:.1f} ms on {pred.device}", None, True))
+    return draw_labels(img, tuples, (img.width, img.height))
+
+
+image, note = None, None
+if source == SOURCES[0]:
+    image, note = _sample_image()
+elif source == SOURCES[1]:
+    up = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "bmp", "webp"], key=pv.UPLOAD_WIDGET)
+    if up is not None:
+        try:
+            image = open_upright(up.getvalue())
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            st.error(f"Cannot read {up.name}: {exc}")
+elif source == SOURCES[2]:
+    shot = st.camera_input("Camera", key=pv.CAMERA_WIDGET)
+    if shot is not None:
+        image = open_upright(shot.getvalue())
+else:
+    _live_webcam()
+
+if image is not None:
+    pred = predictor.predict(image, threshold=threshold, top_k=int(top_k))
+    pv.record(model_id, device, pred)
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        shown = image.copy()
+        shown.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE))
+        scale = shown.width / image.width
+        if pred.task == "detection":
+            tuples = [(f"{d.label} {d.score:.2f}", d.box.scale(scale).as_tuple(), True) for d in pred.detections]
+        else:
+            tuples = [(f"{c.label} {c.score:.2f}", None, True) for c in pred.classes[:1]]
+        draw_labels(shown, tuples, (shown.width, shown.height))
+        buf = io.BytesIO()
+        shown.save(buf, format="PNG")
+        st.image(buf.getvalue(), caption=note)
+    with right:
+        st.subheader("Result")
+        if pred.task == "classification":
+            if pred.classes:
+                best = pred.classes[0]
+                st.markdown(f"**{best.label}** — {best.score:.1%}")
+                st.dataframe([{"class": c.label, "score": round(c.score, 4)} for c in pred.classes],
+                             hide_index=True, width="stretch")
+            else:
+                st.markdown("No class scores above the minimum.")
+        else:
+            st.markdown(f"**{len(pred.detections)}** object(s) at score ≥ {threshold:.2f}")
+            if pred.detections:
+                st.dataframe([{"label": d.label, "score": round(d.score, 3),
+                               "box (x0, y0, x1, y1)": ", ".join(f"{v:.0f}" for v in d.box.as_tuple())}
+                              for d in pred.detections], hide_index=True, width="stretch")
+        s = pv.stats(model_id, device, int(window))
+        st.subheader("Speed")
+        m1, m2, m3 = st.columns(3)
+        m1.metric("This photo", f"{pred.latency_ms:.1f} ms", help="the whole predict(): resize, invoke, decode")
+        m2.metric(f"p50 (last {s.n})", f"{s.p50:.1f} ms" if s.p50 is not None else "—")
+        m3.metric(f"p95 (last {s.n})", f"{s.p95:.1f} ms" if s.p95 is not None else "—")
+        st.caption(f"Ran on **{pred.device}**"
+                   + (" (Edge TPU)" if pred.device != "cpu" else " (CPU, LiteRT)")
+                   + f" · invoke alone {pred.invoke_ms:.1f} ms (p50 {s.invoke_p50:.1f} ms)")
+        if st.button("Run 20 more times", key=pv.RUNS_WIDGET,
+                     help="Repeat the prediction on this photo to get a steadier p50/p95"):
+            for _ in range(20):
+                pv.record(model_id, device, predictor.predict(image, threshold=threshold, top_k=int(top_k)))
+            st.rerun()
+elif source != SOURCES[3]:
+    st.caption("Choose a photo to see the prediction.")
