@@ -50,22 +50,28 @@ def detect(source) -> float:
     return 0.6 + 0.35 * hits / len(sample)
 
 
-def _unsafe(path: str, exc: Exception) -> UnsafeInputError:
+def _unsafe(path: str, exc: Exception, data: bytes) -> UnsafeInputError:
     kind = type(exc).__name__
-    what = {
-        "DTDForbidden": "declares a DTD",
-        "EntitiesForbidden": "declares XML entities (possible 'billion laughs' entity expansion)",
-        "ExternalReferenceForbidden": "references an external entity (could read files or the network)",
-        "NotSupportedError": "uses an unsupported XML feature",
-    }.get(kind, f"is unsafe ({kind})")
-    return UnsafeInputError(f"{path}: refused, the XML {what}. Annotation files must be plain XML.")
+    upper = data.upper()
+    if b"<!ENTITY" in upper and (b"SYSTEM" in upper or b"PUBLIC" in upper):
+        what = "declares an external entity (it could read files or reach the network)"
+    elif b"<!ENTITY" in upper or kind == "EntitiesForbidden":
+        what = "declares entities (possible 'billion laughs' entity expansion)"
+    elif kind == "ExternalReferenceForbidden":
+        what = "references an external entity (it could read files or reach the network)"
+    elif kind == "DTDForbidden":
+        what = "declares a DTD (<!DOCTYPE …>)"
+    else:
+        what = f"uses a forbidden XML feature ({kind})"
+    return UnsafeInputError(f"{path}: refused, the XML {what}. Annotation files must be plain XML "
+                            "without DTDs or entities.")
 
 
 def _parse_xml(data: bytes, path: str) -> Element:
     try:
         return DET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
-        raise _unsafe(path, exc) from None
+        raise _unsafe(path, exc, data) from None
 
 
 def _text(el: Element | None, tag: str) -> str | None:
