@@ -36,6 +36,10 @@ class Annotation:
 class ImageRecord:
     """An image in a project. ``id`` is the sha256 of the file's bytes.
 
+    A renamed copy of an image already in the project (same bytes, other name,
+    possibly other boxes) is a separate record with its own id that shares the
+    stored file; ``content`` is always the sha256 of the bytes.
+
     ``width``/``height`` are of the upright image (EXIF orientation applied);
     boxes are in those pixel coordinates.
     """
@@ -48,6 +52,7 @@ class ImageRecord:
     annotations: tuple[Annotation, ...] = ()
     revision: int = 0
     reviewed: bool = True
+    content: str = ""  # sha256 of the bytes (== id except for a renamed copy of another image)
 
     @property
     def boxes(self) -> list[Annotation]:

@@ -326,7 +326,10 @@ def import_source(store: Store, project: Project, source, fmt: str | None = None
     report.labels_added = result.labels_added
     report.classes_added = result.classes_added
     new_ids = set(result.image_ids)
-    report.images_unlabelled = sum(1 for c in checked if not c.annotations and c.image_id in new_ids)
+    report.images_unlabelled = result.unlabelled_added
+    for name, twin in result.duplicates:
+        report.issues.append(Issue(name, f"same pixels as {twin} (a renamed copy); kept as a separate image "
+                                         "in the same split — check its boxes or delete one", "kept"))
     seen = list(parsed.classes)
     for c in checked:
         for a in c.annotations:

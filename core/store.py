@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS classes (
 CREATE TABLE IF NOT EXISTS images (
     project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
     image_id TEXT NOT NULL,
+    content TEXT NOT NULL,
     filename TEXT NOT NULL,
     width INTEGER NOT NULL,
     height INTEGER NOT NULL,
@@ -58,6 +59,7 @@ CREATE TABLE IF NOT EXISTS images (
     PRIMARY KEY (project_id, image_id)
 );
 CREATE INDEX IF NOT EXISTS images_seq ON images(project_id, seq);
+CREATE INDEX IF NOT EXISTS images_content ON images(project_id, content);
 CREATE TABLE IF NOT EXISTS annotations (
     id INTEGER PRIMARY KEY,
     project_id INTEGER NOT NULL,
@@ -114,8 +116,10 @@ class AddResult:
     images_existing: int = 0
     boxes_added: int = 0
     labels_added: int = 0
+    unlabelled_added: int = 0
     classes_added: list[str] = field(default_factory=list)
     image_ids: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (filename, same pixels as filename)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -161,16 +165,29 @@ class Store:
         """A new SQLite connection (use one per thread / operation)."""
         return db.connect(self.root)
 
+    def blob_path(self, content: str) -> Path:
+        """Where the bytes with sha256 ``content`` live."""
+        return self.images_dir / content[:2] / content
+
     def image_path(self, image_id: str) -> Path:
-        """Where the bytes of image ``image_id`` live."""
-        return self.images_dir / image_id[:2] / image_id
+        """Where the bytes of image record ``image_id`` live.
+
+        A record's id is the sha256 of its bytes, except for a renamed copy of an
+        image already in the project (see ``add_images``), which shares the blob.
+        """
+        path = self.blob_path(image_id)
+        if path.exists():
+            return path
+        with self.connect() as conn:
+            r = conn.execute("SELECT content FROM images WHERE image_id=? LIMIT 1", (image_id,)).fetchone()
+        return self.blob_path(r["content"]) if r else path
 
     def read_image_bytes(self, image_id: str) -> bytes:
         return self.image_path(image_id).read_bytes()
 
-    def _write_blob(self, image_id: str, data: bytes) -> bool:
+    def _write_blob(self, content: str, data: bytes) -> bool:
         """Write image bytes atomically; False when the file already exists."""
-        path = self.image_path(image_id)
+        path = self.blob_path(content)
         if path.exists():
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -317,20 +334,22 @@ class Store:
                     "SELECT COALESCE(MAX(seq), 0) FROM images WHERE project_id=?", (project.id,)
                 ).fetchone()[0]
                 img_rows, ann_rows = [], []
-                seen: set[str] = set()
+                seen: dict[str, str] = {}  # record ids (and contents) added by this call -> filename
                 for item in items:
-                    iid = sha256_bytes(item.data)
-                    if iid in seen or conn.execute(
-                        "SELECT 1 FROM images WHERE project_id=? AND image_id=?", (project.id, iid)
-                    ).fetchone():
+                    content = sha256_bytes(item.data)
+                    iid, twin = self._record_id(conn, project, content, item.filename, seen)
+                    if iid is None:
                         result.images_existing += 1
                         continue
-                    seen.add(iid)
-                    if self._write_blob(iid, item.data):
-                        written.append(self.image_path(iid))
+                    if twin is not None:
+                        result.duplicates.append((item.filename, twin))
+                    seen[iid] = item.filename
+                    seen.setdefault(content, item.filename)
+                    if self._write_blob(content, item.data):
+                        written.append(self.blob_path(content))
                     seq += 1
                     split = item.split if item.split in SPLITS else "train"
-                    img_rows.append((project.id, iid, item.filename, item.width, item.height, split,
+                    img_rows.append((project.id, iid, content, item.filename, item.width, item.height, split,
                                      1 if item.split in SPLITS else 0, now, seq))
                     for a in item.annotations:
                         if a.label not in class_ids:
@@ -346,10 +365,11 @@ class Store:
                         else:
                             result.boxes_added += 1
                     result.images_added += 1
+                    result.unlabelled_added += 0 if item.annotations else 1
                     result.image_ids.append(iid)
                 conn.executemany(
-                    "INSERT INTO images(project_id, image_id, filename, width, height, split,"
-                    " split_locked, added, seq) VALUES (?,?,?,?,?,?,?,?,?)", img_rows)
+                    "INSERT INTO images(project_id, image_id, content, filename, width, height, split,"
+                    " split_locked, added, seq) VALUES (?,?,?,?,?,?,?,?,?,?)", img_rows)
                 conn.executemany(
                     "INSERT INTO annotations(project_id, image_id, class_id, x_min, y_min, x_max,"
                     " y_max, reviewed, score) VALUES (?,?,?,?,?,?,?,?,?)", ann_rows)
@@ -358,6 +378,32 @@ class Store:
                 p.unlink(missing_ok=True)
             raise
         return result
+
+    @staticmethod
+    def _record_id(conn: sqlite3.Connection, project: Project, content: str, filename: str,
+                   seen: dict[str, str]) -> tuple[str | None, str | None]:
+        """The record id for new bytes, or (None, None) when this image is already in the project.
+
+        The same bytes under the same file name are the same image (a re-import:
+        no-op). The same bytes under another name (a renamed copy, possibly with
+        other boxes) become a separate record that shares the stored file; the
+        second value names the image it copies.
+        """
+        if content not in seen:
+            first = conn.execute("SELECT filename FROM images WHERE project_id=? AND image_id=?",
+                                 (project.id, content)).fetchone()
+            if first is None:
+                return content, None
+            twin = first["filename"]
+        else:
+            twin = seen[content]
+        if twin == filename:
+            return None, None
+        dup_id = sha256_bytes(f"{content}:{filename}".encode())
+        if dup_id in seen or conn.execute("SELECT 1 FROM images WHERE project_id=? AND image_id=?",
+                                          (project.id, dup_id)).fetchone():
+            return None, None
+        return dup_id, twin
 
     def _records(self, conn: sqlite3.Connection, project: Project, rows: list) -> list[ImageRecord]:
         if not rows:
@@ -378,7 +424,7 @@ class Store:
                                bool(a["reviewed"]), a["score"])
                 )
         return [
-            ImageRecord(id=r["image_id"], filename=r["filename"], width=r["width"],
+            ImageRecord(id=r["image_id"], content=r["content"], filename=r["filename"], width=r["width"],
                         height=r["height"], split=r["split"], annotations=tuple(anns[r["image_id"]]),
                         revision=r["revision"], reviewed=bool(r["reviewed"]))
             for r in rows
@@ -564,11 +610,16 @@ class Store:
         with self.connect() as conn, db.transaction(conn):
             lock_clause = "" if include_locked else " AND i.split_locked=0"
             rows = conn.execute(
-                "SELECT i.image_id, (SELECT MIN(a.class_id) FROM annotations a WHERE"
+                "SELECT i.image_id, i.content, (SELECT MIN(a.class_id) FROM annotations a WHERE"
                 " a.project_id=i.project_id AND a.image_id=i.image_id) AS cls"
-                f" FROM images i WHERE i.project_id=?{lock_clause}", (project.id,)).fetchall()
-            strata = {r[0]: r[1] for r in rows if only_ids is None or r[0] in only_ids}
-            assignment = stratified_split(strata, ratios, seed)
+                f" FROM images i WHERE i.project_id=?{lock_clause} ORDER BY i.seq", (project.id,)).fetchall()
+            rows = [r for r in rows if only_ids is None or r[0] in only_ids]
+            # copies of the same pixels always share a split (no train/test leak)
+            strata: dict[str, object] = {}
+            for r in rows:
+                strata.setdefault(r["content"], r["cls"])
+            by_content = stratified_split(strata, ratios, seed)
+            assignment = {r["image_id"]: by_content[r["content"]] for r in rows}
             for split in SPLITS:
                 ids = [i for i, s in assignment.items() if s == split]
                 conn.executemany(

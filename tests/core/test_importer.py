@@ -24,7 +24,7 @@ def voc(filename: str, w: int, h: int, *objs) -> bytes:
 
 def zip_of(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for k, v in members.items():
             z.writestr(k, v)
     return buf.getvalue()
@@ -134,7 +134,7 @@ def test_reimport_is_a_noop_and_upload_limit_applies(store):
 
 def test_imported_images_get_stratified_splits(store):
     p = store.create_project("p", "classification")
-    files = {f"{c}/{i}.png": png_bytes(20 + i, 20, (i * 9, 0, 0) if c == "a" else (0, i * 9, 0))
+    files = {f"{c}/{i}.png": png_bytes(20 + i, 20, (i * 9 + 1, 0, 0) if c == "a" else (0, i * 9 + 1, 0))
              for c in "ab" for i in range(20)}
     r = import_source(store, p, MemorySource(files), fmt="folders")
     assert r.images_added == 40 and sorted(r.classes) == ["a", "b"]
@@ -148,3 +148,23 @@ def test_raccoon_voc_counts(store, raccoon_dir):
     r = import_paths(store, p, [raccoon_dir])
     assert r.ok and r.format == "voc"
     assert (r.images_added, r.boxes_added, r.classes) == (200, 217, ["raccoon"])
+    # four photos of the set are byte-identical copies under other names with other boxes:
+    # kept as separate images, reported, and kept in the same split (no train/test leak)
+    dups = [i for i in r.issues if "same pixels" in i.reason]
+    assert len(dups) == 4 and all(i.action == "kept" for i in dups)
+    by_content = {}
+    for rec in store.list_images(p):
+        by_content.setdefault(rec.content, set()).add(rec.split)
+    assert len(by_content) == 196 and all(len(s) == 1 for s in by_content.values())
+    assert store.read_image_bytes(store.list_images(p)[0].id)[:2] == b"\xff\xd8"
+
+
+def test_same_bytes_same_name_is_a_noop_but_a_renamed_copy_is_kept(store):
+    p = store.create_project("p", "detection")
+    data = jpeg_bytes(40, 40)
+    assert import_uploads(store, p, [("a.jpg", data)]).images_added == 1
+    assert import_uploads(store, p, [("a.jpg", data)]).images_existing == 1
+    r = import_uploads(store, p, [("copy of a.jpg", data)])
+    assert r.images_added == 1 and "same pixels as a.jpg" in r.issues[0].reason
+    recs = store.list_images(p)
+    assert len({rec.id for rec in recs}) == 2 and len({rec.content for rec in recs}) == 1
