@@ -22,53 +22,13 @@ from core.annotations import SPLITS, Annotation, Project, Task
 from core.boxes import Box
 from core.config import Limits
 from core.formats.base import FormatError, Issue, ParsedImage, ParseResult, RawBox, UnsafeInputError
+from core.formats.registry import FORMATS
 from core.imaging import ImageDecodeError, ImageInfo, probe_image
 from core.sources import DirSource, MemorySource, UnsafeArchiveError, ZipSource, is_image_path
 from core.store import NewImage, Store, sha256_bytes
 
 Progress = Callable[[float, str], None]
 IMAGES_ONLY = "images"  # pseudo-format: a folder/zip of images without annotations
-
-
-def _formats() -> dict:
-    from core.formats.registry import FORMATS
-
-    return FORMATS
-
-
-class _Lazy(dict):
-    """``FORMATS`` resolved on first use (the registry imports every format module)."""
-
-    def _load(self) -> None:
-        if not dict.__len__(self):
-            self.update(_formats())
-
-    def __getitem__(self, k):  # type: ignore[override]
-        self._load()
-        return dict.__getitem__(self, k)
-
-    def __iter__(self):
-        self._load()
-        return dict.__iter__(self)
-
-    def __len__(self) -> int:
-        self._load()
-        return dict.__len__(self)
-
-    def __contains__(self, k: object) -> bool:
-        self._load()
-        return dict.__contains__(self, k)
-
-    def keys(self):  # type: ignore[override]
-        self._load()
-        return dict.keys(self)
-
-    def items(self):  # type: ignore[override]
-        self._load()
-        return dict.items(self)
-
-
-FORMATS: dict = _Lazy()
 
 
 @dataclass
