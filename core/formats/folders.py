@@ -52,7 +52,7 @@ def _classify(images: list[str]) -> dict[str, tuple[str | None, str | None]]:
 
 def detect(source) -> float:
     """Likely when images sit in two or more class folders and no annotation files are present."""
-    images = source.image_files()
+    images = [f for f in source.files() if C.is_image_path(f)]
     if not images:
         return 0.0
     labels = _classify(images)
