@@ -23,6 +23,9 @@ from PIL import Image
 from core.boxes import Box
 
 RESIZE_MODES = ("stretch", "letterbox")
+# Pillow first box-reduces by an integer factor, then resamples: antialiased like the trainer's
+# tf.image.resize(antialias=True), and several times faster on camera-sized photos.
+REDUCING_GAP = 3.0
 
 
 @dataclass(frozen=True)
@@ -81,13 +84,15 @@ def resize_image(image: Image.Image, size: tuple[int, int], mode: str = "stretch
     img = image if image.mode == "RGB" else image.convert("RGB")
     w, h = img.size
     if mode == "stretch":
-        arr = np.asarray(img.resize((in_w, in_h), Image.Resampling.BILINEAR), dtype=np.uint8)
+        arr = np.asarray(img.resize((in_w, in_h), Image.Resampling.BILINEAR, reducing_gap=REDUCING_GAP),
+                         dtype=np.uint8)
         return arr, Transform(w, h, in_w, in_h, mode, in_w / w, in_h / h)
     scale = min(in_w / w, in_h / h)
     nw = min(in_w, max(1, int(round(w * scale))))
     nh = min(in_h, max(1, int(round(h * scale))))
     canvas = np.zeros((in_h, in_w, 3), dtype=np.uint8)
-    canvas[:nh, :nw] = np.asarray(img.resize((nw, nh), Image.Resampling.BILINEAR), dtype=np.uint8)
+    canvas[:nh, :nw] = np.asarray(img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=REDUCING_GAP),
+                                  dtype=np.uint8)
     # the box scale is the nominal one (the trainer's normalised box * max(w, h) = pixels)
     return canvas, Transform(w, h, in_w, in_h, mode, scale, scale)
 

@@ -39,9 +39,14 @@ class Prediction:
 
 
 class Predictor:
-    """Loads an artefact once; ``predict()`` is thread-safe (the interpreter's lock)."""
+    """Loads an artefact once; ``predict()`` is thread-safe (the interpreter's lock).
 
-    def __init__(self, artefact_dir: str | Path, device: str = "auto", *, num_threads: int | None = 2):
+    ``num_threads`` is for the CPU path: 1 by default, because on a small shared machine a second
+    XNNPACK thread that sleeps between single-image calls costs more to wake than it saves
+    (measured by bench/bench_preview.py); the Edge TPU path does not use it.
+    """
+
+    def __init__(self, artefact_dir: str | Path, device: str = "auto", *, num_threads: int | None = 1):
         self.folder = Path(artefact_dir)
         self.manifest = artefacts.load_manifest(self.folder)
         m = self.manifest
