@@ -1,0 +1,37 @@
+"""Edge TPU Studio: the page frame (config, password gate, navigation). Run: streamlit run app.py"""
+
+from pathlib import Path
+
+import streamlit as st
+
+from pages._shared import auth, state
+
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
+# (section, file stem, title, icon) in navigation order; a page appears once its file exists.
+PAGES = [
+    ("Data", "projects", "Projects", ":material/folder_open:"),
+    ("Data", "upload", "Upload", ":material/upload:"),
+    ("Data", "dataset", "Dataset", ":material/photo_library:"),
+    ("Data", "label", "Label", ":material/label:"),
+    ("Model", "train", "Train", ":material/model_training:"),
+    ("Model", "models", "Models", ":material/inventory_2:"),
+    ("Model", "preview", "Preview", ":material/visibility:"),
+    ("Robot", "deploy", "Deploy", ":material/smart_toy:"),
+]
+
+st.set_page_config(page_title="Edge TPU Studio", page_icon=":material/memory:", layout="wide")
+auth.exposure_warning()
+
+if not auth.is_authenticated():
+    st.navigation([st.Page(auth.sign_in_page, title="Sign in", icon=":material/lock:")],
+                  position="hidden").run()
+    st.stop()
+
+sections: dict[str, list] = {}
+for section, stem, title, icon in PAGES:
+    if (PAGES_DIR / f"{stem}.py").is_file():
+        sections.setdefault(section, []).append(
+            st.Page(f"pages/{stem}.py", title=title, icon=icon, default=stem == "projects"))
+page = st.navigation(sections)
+state.select_project_widget()
+page.run()

@@ -1,0 +1,192 @@
+"""Shared page state: the store handle, the current project, and typed session-state keys.
+
+This module (with its siblings in ``pages/_shared/``) is the only code that touches
+``st.session_state``. Keys are prefixed with ``studio.`` and declared once as
+:class:`StateKey` objects, so a typo is a NameError rather than a silent new key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, TypeVar
+
+import streamlit as st
+from streamlit.errors import StreamlitAPIException, StreamlitDuplicateElementKey
+
+from core.annotations import Project
+from core.config import data_dir
+from core.store import Store, StoreError
+
+T = TypeVar("T")
+PREFIX = "studio."
+
+
+@dataclass(frozen=True)
+class StateKey(Generic[T]):
+    """One session-state entry: a prefixed name and a factory for its default value."""
+
+    name: str
+    default: Callable[[], T]
+
+    def __post_init__(self) -> None:
+        if not self.name.startswith(PREFIX):
+            raise ValueError(f"session-state keys start with {PREFIX!r}: {self.name!r}")
+
+    def get(self) -> T:
+        """The value, creating it from the default on first use."""
+        if self.name not in st.session_state:
+            st.session_state[self.name] = self.default()
+        return st.session_state[self.name]
+
+    def set(self, value: T) -> None:
+        st.session_state[self.name] = value
+
+    def clear(self) -> None:
+        st.session_state.pop(self.name, None)
+
+
+# -- keys used by the Projects / Upload / Dataset pages and the shell ------------------------
+PROJECT: StateKey[str | None] = StateKey("studio.project", lambda: None)  # current project's name
+AUTHENTICATED: StateKey[bool] = StateKey("studio.auth.ok", lambda: False)
+FLASH: StateKey[list[tuple[str, str]]] = StateKey("studio.flash", list)  # (kind, message) shown once
+UPLOAD_NONCE: StateKey[int] = StateKey("studio.upload.nonce", lambda: 0)  # bump to clear the uploader
+UPLOAD_REPORT: StateKey[dict | None] = StateKey("studio.upload.report", lambda: None)
+DATASET_SELECTED: StateKey[set[str]] = StateKey("studio.dataset.selected", set)
+
+PICKER_WIDGET = "studio.picker"  # the sidebar project selectbox
+DATASET_PAGE_WIDGET = "studio.dataset.page"  # the gallery's page number input
+PICK_PREFIX = "studio.dataset.pick."  # gallery selection checkboxes: PICK_PREFIX + image id
+
+
+# -- widget values ------------------------------------------------------------------------
+def widget_value(key: str, default: Any = None) -> Any:
+    """The current value of the widget with ``key`` (``default`` before it was first drawn)."""
+    return st.session_state.get(key, default)
+
+
+def set_widget_value(key: str, value: Any) -> None:
+    """Set a widget's value; only before the widget is drawn in this run, or in a callback."""
+    st.session_state[key] = value
+
+
+def clear_widgets(prefix: str) -> None:
+    """Forget the state of every widget whose key starts with ``prefix``."""
+    if not prefix.startswith(PREFIX):
+        raise ValueError(f"only studio widgets can be cleared, not {prefix!r}")
+    for key in [k for k in st.session_state.keys() if isinstance(k, str) and k.startswith(prefix)]:
+        del st.session_state[key]
+
+
+# -- flash messages (survive one st.rerun) -------------------------------------------------
+def flash(message: str, kind: str = "success") -> None:
+    """Queue a message to show at the top of the next run (``success|info|warning|error``)."""
+    FLASH.get().append((kind, message))
+
+
+def pop_flashes() -> list[tuple[str, str]]:
+    msgs = list(FLASH.get())
+    FLASH.set([])
+    return msgs
+
+
+# -- the store ------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _store_at(root: str) -> Store:
+    return Store(root)
+
+
+def get_store() -> Store:
+    """The store of the data directory (``$STUDIO_DATA_DIR``, else ``./data``), one per process.
+
+    Also the password gate's second line of defence: a page run without app.py (Streamlit
+    does that for the very first request of a fresh server when a ``pages/`` folder exists)
+    still asks for the password before it can reach any data.
+    """
+    from pages._shared import auth  # late: auth imports this module
+
+    auth.require()
+    return _store_at(str(data_dir()))
+
+
+# -- the current project --------------------------------------------------------------------
+def set_current_project(project: Project | str | None) -> None:
+    """Make ``project`` (or its name) the current one; None clears the selection."""
+    PROJECT.set(project.name if isinstance(project, Project) else project)
+
+
+def current_project() -> Project | None:
+    """The selected project; when none is selected (or it was deleted) the first project, if any."""
+    store = get_store()
+    name = PROJECT.get()
+    if name is not None:
+        try:
+            return store.get_project(name)
+        except StoreError:
+            pass
+    projects = store.list_projects()
+    chosen = projects[0] if projects else None
+    set_current_project(chosen)
+    return chosen
+
+
+def _on_pick() -> None:
+    PROJECT.set(st.session_state.get(PICKER_WIDGET))
+
+
+def select_project_widget(container: Any = None) -> Project | None:
+    """A project picker (in the sidebar by default); returns the current project.
+
+    Safe to call more than once per run: only the first call draws the widget.
+    """
+    store = get_store()
+    current = current_project()
+    names = [p.name for p in store.list_projects()]
+    where = container if container is not None else st.sidebar
+    if not names:
+        return None
+    tasks = {p.name: p.task.value for p in store.list_projects()}
+    try:
+        # keep the widget in step with selections made elsewhere (Projects page, demo, deletion)
+        if st.session_state.get(PICKER_WIDGET) != (current.name if current else None):
+            st.session_state[PICKER_WIDGET] = current.name if current else names[0]
+        where.selectbox("Project", names, key=PICKER_WIDGET, on_change=_on_pick,
+                        format_func=lambda n: f"{n}  ·  {tasks.get(n, '')}",
+                        help="The project every page works on. Create projects on the Projects page.")
+    except (StreamlitDuplicateElementKey, StreamlitAPIException):
+        pass  # already drawn in this run (by app.py); the selection is the same  # already drawn in this run (by app.py); the selection is the same
+    return current
+
+
+# -- dataset gallery selection ---------------------------------------------------------------
+def selected_images() -> set[str]:
+    """Image ids picked in the gallery (kept while paging and filtering)."""
+    return DATASET_SELECTED.get()
+
+
+def toggle_selected(image_id: str) -> None:
+    """Checkbox callback: add or remove an image from the selection."""
+    sel = DATASET_SELECTED.get()
+    if st.session_state.get(PICK_PREFIX + image_id):
+        sel.add(image_id)
+    else:
+        sel.discard(image_id)
+
+
+def sync_pick(image_id: str) -> None:
+    """Before drawing an image's checkbox: tick it when the image is selected (e.g. after paging)."""
+    key = PICK_PREFIX + image_id
+    if key not in st.session_state:
+        st.session_state[key] = image_id in DATASET_SELECTED.get()
+
+
+def select_images(image_ids: list[str]) -> None:
+    """Add images to the selection (and tick their checkboxes)."""
+    sel = DATASET_SELECTED.get()
+    for iid in image_ids:
+        sel.add(iid)
+        st.session_state[PICK_PREFIX + iid] = True
+
+
+def clear_selection() -> None:
+    DATASET_SELECTED.set(set())
+    clear_widgets(PICK_PREFIX)

@@ -1,0 +1,87 @@
+"""Small display helpers shared by the pages: empty states, one-shot messages, import reports."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.annotations import Project
+from pages._shared import state
+
+PROJECTS_PAGE = "pages/projects.py"
+UPLOAD_PAGE = "pages/upload.py"
+DATASET_PAGE = "pages/dataset.py"
+LABEL_PAGE = "pages/label.py"
+
+
+def show_flashes() -> None:
+    """Show (once) the messages queued with ``state.flash`` before the last rerun."""
+    for kind, message in state.pop_flashes():
+        getattr(st, kind if kind in ("success", "info", "warning", "error") else "info")(message)
+
+
+def page_link(page: str, label: str, icon: str | None = None) -> None:
+    """A link to another page; silently nothing when that page is not part of this studio."""
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except Exception:  # noqa: BLE001 - page missing from the navigation (not installed yet)
+        pass
+
+
+def require_project() -> Project:
+    """The current project, or an explanation with a link to the Projects page (and stop)."""
+    project = state.current_project()
+    if project is None:
+        st.info("There is no project yet. Create one (or a ready-made demo) on the Projects page.",
+                icon=":material/info:")
+        page_link(PROJECTS_PAGE, "Go to Projects", ":material/folder_open:")
+        st.stop()
+    return project
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def show_import_report(report: dict) -> None:
+    """Show an ImportReport (``to_dict()``): a verdict, counts, classes and the issues table."""
+    if report.get("refused"):
+        st.error(f"Nothing was imported. {report['refused']}", icon=":material/block:")
+    added, existing = report.get("images_added", 0), report.get("images_existing", 0)
+    boxes, labels = report.get("boxes_added", 0), report.get("labels_added", 0)
+    issues = report.get("issues") or []
+    if not report.get("refused"):
+        if added == 0 and existing == 0:
+            st.warning("No images were found in what you imported. Upload photos (JPEG, PNG, …), "
+                       "a zip of them, or photos together with their annotation files.",
+                       icon=":material/image_not_supported:")
+        elif added == 0:
+            st.info(f"All {_plural(existing, 'image')} were already in this project: nothing new to add.")
+        else:
+            fmt = report.get("format") or ""
+            how = f" (read as {fmt})" if fmt and fmt != "images" else ""
+            st.success(f"Imported {_plural(added, 'new image')}{how}.", icon=":material/check_circle:")
+    cols = st.columns(4)
+    cols[0].metric("Images added", f"{added:,}")
+    cols[1].metric("Already in the project", f"{existing:,}")
+    cols[2].metric("Boxes" if boxes or not labels else "Image labels", f"{(boxes or labels):,}")
+    cols[3].metric("Classes", f"{len(report.get('classes') or []):,}")
+    if report.get("classes"):
+        new = set(report.get("classes_added") or [])
+        st.caption("Classes: " + ", ".join(f"**{c}** (new)" if c in new else c for c in report["classes"]))
+    unlabelled = report.get("images_unlabelled", 0)
+    if unlabelled:
+        st.info(f"{_plural(unlabelled, 'image')} came without labels. You can label them on the Label page.",
+                icon=":material/label:")
+    if issues:
+        st.markdown(f"**{_plural(len(issues), 'item')} skipped or repaired** — the reason for each:")
+        st.dataframe(
+            pd.DataFrame(issues, columns=["item", "reason", "action"]),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "item": st.column_config.TextColumn("Item"),
+                "reason": st.column_config.TextColumn("Reason", width="large"),
+                "action": st.column_config.TextColumn("What happened"),
+            },
+        )

@@ -1,0 +1,182 @@
+"""Dataset page through the whole app (AppTest): gallery, filters, split editor, export, speed."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pytest
+from PIL import Image
+
+from core.annotations import Annotation
+from core.boxes import Box
+from core.demo import create_demo_project
+from core.store import NewImage
+
+
+def _shown(at) -> int:
+    """The number of matching images the gallery says it has."""
+    for c in at.main.caption:
+        m = re.match(r"([\d,]+) matching images", c.value)
+        if m:
+            return int(m.group(1).replace(",", ""))
+    if any("No images match" in i.value for i in at.info):
+        return 0
+    raise AssertionError("no gallery count on the page")
+
+
+def _picks(at) -> list:
+    return [c for c in at.checkbox if (c.key or "").startswith("studio.dataset.pick.")]
+
+
+@pytest.fixture
+def demo(app, store):
+    project = create_demo_project(store, "detection", count=40)
+    app.switch_page("pages/dataset.py").run()
+    assert not app.exception, app.exception
+    return app, project
+
+
+def test_empty_project_says_where_to_add_images(app, store):
+    store.create_project("Nothing yet", "classification")
+    app.switch_page("pages/dataset.py").run()
+    assert any(i.value == "No images yet — upload some on the Upload page." for i in app.info)
+
+
+def test_filters_change_the_gallery(demo, store):
+    at, project = demo
+    assert _shown(at) == 40 and len(_picks(at)) == 24
+    assert len(at.main.get("image")) == 24  # the thumbnails
+    circles = store.count_images(project, label="circle")
+    at.selectbox(key="studio.dataset.class").select("circle").run()
+    assert _shown(at) == circles < 40
+    at.selectbox(key="studio.dataset.split").select("val").run()
+    assert _shown(at) == store.count_images(project, label="circle", split="val")
+    at.selectbox(key="studio.dataset.class").select("__all__").run()
+    at.selectbox(key="studio.dataset.split").select("__all__").run()
+    at.selectbox(key="studio.dataset.status").select("unlabelled").run()
+    assert _shown(at) == 0
+    at.selectbox(key="studio.dataset.status").select("labelled").run()
+    assert _shown(at) == 40
+
+
+def test_paging(demo):
+    at, _ = demo
+    at.number_input(key="studio.dataset.page").set_value(2).run()
+    assert not at.exception
+    assert len(_picks(at)) == 16
+    assert any("showing 25–40" in c.value for c in at.main.caption)
+    # a filter sends the gallery back to page 1
+    at.selectbox(key="studio.dataset.class").select("square").run()
+    assert at.number_input(key="studio.dataset.page").value == 1
+
+
+def test_select_and_move_to_a_split(demo, store):
+    at, project = demo
+    before = store.stats(project)["per_split"]["test"]
+    picks = _picks(at)
+    chosen = [picks[0].key.rsplit(".", 1)[1], picks[1].key.rsplit(".", 1)[1]]
+    newly = sum(1 for i in chosen if store.get_image(project, i).split != "test")
+    picks[0].check().run()
+    _picks(at)[1].check().run()
+    at.selectbox(key="studio.dataset.move_to").select("test").run()
+    moved = at.button(key="studio.dataset.move")
+    assert moved.label == "Move 2 selected images"
+    moved.click().run()
+    assert not at.exception
+    assert any("Moved 2 images to test" in s.value for s in at.success)
+    assert {store.get_image(project, i).split for i in chosen} == {"test"}
+    assert store.stats(project)["per_split"]["test"] == before + newly
+    assert not [c for c in _picks(at) if c.value]  # selection cleared
+
+
+def test_resplit(demo, store):
+    at, project = demo
+    at.slider[0].set_value(20)  # validation %
+    at.slider[1].set_value(0)  # test %
+    at.button(key="FormSubmitter:studio.dataset.resplit-Re-split").click().run()
+    assert not at.exception
+    splits = store.stats(project)["per_split"]
+    assert splits["test"] == 0 and 6 <= splits["val"] <= 10
+    assert any(s.value.startswith("New split:") for s in at.success)
+
+
+def test_select_page_then_export_download(demo):
+    at, _ = demo
+    at.button(key="studio.dataset.select_page").click().run()
+    assert all(c.value for c in _picks(at))
+    at.selectbox(key="studio.dataset.export_fmt").select("coco").run()
+    at.button(key="studio.dataset.export").click().run()
+    assert not at.exception and not at.error
+    dl = at.get("download_button")
+    assert dl and "coco.zip" in dl[0].proto.label
+
+
+def test_classes_tab_chart(demo):
+    at, _ = demo
+    assert at.main.get("arrow_vega_lite_chart") or at.main.get("vega_lite_chart")
+    table = at.dataframe[0].value
+    assert set(table.index) == {"circle", "square", "triangle"}
+
+
+def _big_project(store, n: int = 10_000, boxes_per_image: int = 10):
+    """n distinct real JPEGs (320x240; trailing bytes after EOI make each unique) with boxes."""
+    im = Image.new("RGB", (320, 240), (120, 160, 200))
+    for x in range(0, 320, 16):
+        im.paste((x % 255, 80, 200 - x % 200), (x, 0, x + 8, 240))
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=80)
+    base = buf.getvalue()
+    project = store.create_project("Big", "detection")
+    anns = tuple(Annotation(f"class{k}", Box(10 + 25 * k, 20, 30 + 25 * k, 60)) for k in range(boxes_per_image))
+
+    def items():
+        for i in range(n):
+            yield NewImage(base + i.to_bytes(4, "big"), f"img_{i:05d}.jpg", 320, 240, anns)
+
+    store.add_images(project, items())
+    store.assign_splits(project)
+    return project
+
+
+@pytest.fixture(scope="module")
+def big_data_dir(tmp_path_factory):
+    """A data dir with a 10,000-image / 100,000-box detection project "Big" (built once)."""
+    from core.store import Store
+
+    root = tmp_path_factory.mktemp("big") / "data"
+    _big_project(Store(root))
+    return root
+
+
+@pytest.fixture
+def big_app(make_app, big_data_dir, monkeypatch):
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(big_data_dir))
+    at = make_app()
+    at.run()
+    at.sidebar.selectbox[0].select("Big").run()
+    assert not at.exception
+    return at
+
+
+def _timed_run(at) -> float:
+    t0 = time.perf_counter()
+    at.run()
+    return time.perf_counter() - t0
+
+
+@pytest.mark.slow
+def test_gallery_page_of_a_big_project_opens_fast(big_app):
+    app = big_app
+    app.switch_page("pages/dataset.py")
+    first = _timed_run(app)
+    assert not app.exception and _shown(app) == 10_000 and len(_picks(app)) == 24
+    app.number_input(key="studio.dataset.page").set_value(300)
+    middle = _timed_run(app)
+    assert any("showing 7,177–7,200" in c.value for c in app.main.caption)
+    app.selectbox(key="studio.dataset.split").select("val")
+    by_split = _timed_run(app)
+    assert 900 <= _shown(app) <= 1100
+    print(f"gallery of 10,000 images: first page {first:.2f}s, page 300 {middle:.2f}s, split filter {by_split:.2f}s")
+    assert first < 1.0 and middle < 1.0 and by_split < 1.0
