@@ -228,4 +228,16 @@ def run_build_image(ctx: JobContext, params: dict) -> str | None:
     return manifest.get("id")
 
 
+
+def context_zip_opener(data_root: Path, build_id: str):
+    """A no-argument callable for ``st.download_button(data=…)``: zips once, then opens the file."""
+    return lambda: open(context_zip(data_root, build_id), "rb")
+
+
+def image_archive_opener(data_root: Path, build_id: str, base_url: str | None = None):
+    """A no-argument callable for ``st.download_button(data=…)``: ``docker save | gzip`` to the build
+    folder once (streamed), then opens the file."""
+    return lambda: open(image_archive(data_root, build_id, base_url=base_url), "rb")
+
+
 register_job_kind(KIND, run_build_image)

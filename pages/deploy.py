@@ -1,0 +1,201 @@
+"""Deploy: build the Docker image that serves a model on an Ohmni robot, test it, download or push it."""
+
+import time
+
+import streamlit as st
+
+from builder import context as bc
+from builder import engine as be
+from builder import jobs as bj
+from core import artefacts
+from core.jobs import ACTIVE_STATES, JobState
+from pages._shared import jobs as sj
+from pages._shared import state
+
+KEY = "studio.deploy."
+BUILD_JOB = state.StateKey(KEY + "job", lambda: None)  # the build job this session follows
+REFRESH_SECONDS = 2.0
+PROFILES = {
+    "offline": "Offline — built here with no network (wheels from this server); CPU unless the base image "
+               "has the Edge TPU runtime",
+    "coral": "Coral — Debian + libedgetpu1-std from Coral's apt repository (the build needs internet)",
+}
+
+store = state.get_store()
+root = store.root
+st.title("Deploy to a robot")
+st.caption("Build a Docker image that serves a model over HTTP (`/v1/predict`) on the Coral Edge TPU — "
+           "or on the CPU without one — and ship it to an Ohmni robot.")
+
+info = be.find_engine()
+if info.reachable:
+    st.success(f"Docker engine: {info.message}", icon=":material/check_circle:")
+else:
+    st.warning(info.message, icon=":material/warning:")
+
+project = state.current_project()
+models = artefacts.list_artefacts(root, project.name if project else None)
+if not models and project:
+    models = artefacts.list_artefacts(root)
+if not models:
+    st.info("No trained model yet. Train one on the **Train** page, then come back here.")
+    st.stop()
+
+
+def describe(m: dict) -> str:
+    metrics = (m.get("metrics") or {}).get("int8") or {}
+    score = ""
+    for k in ("accuracy", "mAP50", "mAP"):
+        if isinstance(metrics.get(k), (int, float)):
+            score = f" · {k} {metrics[k]:.2f}"
+            break
+    tpu = " · Edge TPU" if (m.get("compiler") or {}).get("ok") else ""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.get("created") or 0))
+    return f"{m.get('project')} · {m.get('task')} · {when}{score}{tpu}"
+
+
+ids = [m["id"] for m in models]
+by_id = {m["id"]: m for m in models}
+chosen = st.selectbox("Model", ids, format_func=lambda i: describe(by_id[i]), key=KEY + "model")
+manifest = by_id[chosen]
+
+with st.form(KEY + "form"):
+    profile = st.radio("Profile", list(PROFILES), format_func=PROFILES.get, key=KEY + "profile")
+    c1, c2 = st.columns(2)
+    base_image = c1.text_input("Base image", value=bc.default_base_image(), key=KEY + "base",
+                               help="Debian bookworm with python3 and pip. scripts/make_base_image.sh makes "
+                                    "one without any registry (debootstrap + docker import).")
+    tag = c2.text_input("Image tag", value=bc.default_tag(manifest), key=KEY + "tag")
+    smoke = st.checkbox("Smoke test: run the image once and compare its answer with the studio's",
+                        value=True, key=KEY + "smoke")
+    go = st.form_submit_button("Build image" if info.reachable else "Make the build context",
+                               type="primary", icon=":material/construction:")
+if go:
+    problems = []
+    for what, ref in (("tag", tag), ("base image", base_image)):
+        try:
+            bc.check_image_ref(ref.strip(), what)
+        except bc.ContextError as exc:
+            problems.append(str(exc))
+    if problems:
+        for p in problems:
+            st.error(p)
+    else:
+        runner = sj.get_runner()
+        job_id = runner.submit("build-image", {"artefact_id": chosen, "profile": profile, "tag": tag.strip(),
+                                               "base_image": base_image.strip(), "smoke_test": bool(smoke)})
+        BUILD_JOB.set(job_id)
+
+
+def show_result(build_id: str) -> None:
+    try:
+        rec = bj.load_build(root, build_id)
+    except (FileNotFoundError, ValueError):
+        return
+    st.subheader("Result")
+    if rec.get("image_id"):
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Image size", f"{rec.get('size_bytes', 0) / 1e6:.0f} MB")
+        c2.metric("Build time", sj.format_seconds(rec.get("build_seconds")))
+        smoke_rec = rec.get("smoke_test")
+        c3.metric("Smoke test", "–" if not smoke_rec else ("passed" if smoke_rec["ok"] else "FAILED"))
+        st.write(f"Image `{rec['tag']}` — id `{rec['image_id'][:19]}`")
+        if smoke_rec:
+            (st.success if smoke_rec["ok"] else st.error)(
+                f"{smoke_rec['message']} (device: {smoke_rec.get('device')}, "
+                f"ready in {smoke_rec.get('startup_seconds')} s)")
+    elif rec.get("status") == "no-engine":
+        st.info("No Docker engine was reachable, so no image was built. Download the build context and run "
+                "`docker build` where Docker runs (see its README.md).")
+    elif rec.get("message"):
+        st.error(rec["message"])
+    st.markdown("**Run it on the robot** (x86-64, Coral USB Accelerator):")
+    st.code(rec.get("run_command", ""), language="bash")
+
+    d1, d2 = st.columns(2)
+    d1.download_button("Build context (.zip)", data=bj.context_zip_opener(root, build_id),
+                       file_name=f"build-context-{build_id}.zip", mime="application/zip",
+                       icon=":material/folder_zip:", key=KEY + "dl_ctx")
+    if rec.get("image_id") and info.reachable:
+        d2.download_button("Docker image (docker save, .tar.gz)", data=bj.image_archive_opener(root, build_id),
+                           file_name=f"{bc.slug(rec['tag'])}.tar.gz", mime="application/gzip",
+                           icon=":material/download:", key=KEY + "dl_img",
+                           help="Load it on the robot with: docker load -i FILE")
+        push_form(rec)
+
+
+def push_form(rec: dict) -> None:
+    from builder import docker as bd
+
+    st.subheader("Push to a registry")
+    # clear_on_submit: the password leaves the widget state as soon as the push call has it
+    with st.form(KEY + "push", clear_on_submit=True):
+        c1, c2, c3 = st.columns(3)
+        registry = c1.text_input("Registry (host:port)", placeholder="registry.example.com:5000")
+        username = c2.text_input("Username")
+        password = c3.text_input("Password", type="password")
+        pushed = st.form_submit_button("Push", icon=":material/cloud_upload:")
+    if pushed:
+        if not registry.strip():
+            st.error("Enter the registry's address.")
+            return
+        with st.spinner(f"Pushing {rec['tag']} to {registry} …"):
+            try:
+                res = bd.push(rec["tag"], registry.strip(), username.strip() or None, password or None)
+            except bd.PushError as exc:
+                st.error(str(exc))
+                return
+            finally:
+                password = None
+        st.success(f"Pushed `{res.repository}:{res.tag}` — digest `{res.digest}`")
+        st.code(f"docker pull {res.reference}", language="bash")
+
+
+def show_job(job, live: bool) -> None:
+    runner = sj.get_runner()
+    icon = sj.STATE_ICONS.get(job.state, "")
+    st.subheader(f"{icon} Build {job.state.value}")
+    if job.state in ACTIVE_STATES:
+        st.progress(min(max(job.progress or 0.0, 0.0), 1.0), text=job.message or "")
+        if st.button("Cancel", key=KEY + "cancel"):
+            runner.cancel(job.id)
+    elif job.state is JobState.FAILED:
+        st.error(job.error or job.message)
+    lines = runner.logs(job.id, tail=40)
+    with st.expander("Build log", expanded=live):
+        st.code("\n".join(lines) or "…", language="text")
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def follow(job_id: str) -> None:
+    """Live progress and log while the build runs; one full rerun when it ends (to show the result)."""
+    job = sj.get_runner().get(job_id)
+    if job.state not in ACTIVE_STATES:
+        st.rerun()
+    show_job(job, live=True)
+
+
+job_id = BUILD_JOB.get()
+if job_id:
+    try:
+        current = sj.get_runner().get(job_id)
+    except Exception:  # noqa: BLE001 - a job of another data directory, or deleted
+        current = None
+        BUILD_JOB.set(None)
+    if current is not None and current.state in ACTIVE_STATES:
+        follow(job_id)
+    elif current is not None:
+        show_job(current, live=False)
+        show_result(job_id)
+
+builds = bj.list_builds(root)
+if builds:
+    with st.expander(f"Earlier builds ({len(builds)})"):
+        st.dataframe([{"when": time.strftime("%Y-%m-%d %H:%M", time.localtime(b.get("created", 0))),
+                       "tag": b.get("tag"), "profile": b.get("profile"), "status": b.get("status"),
+                       "size MB": round(b.get("size_bytes", 0) / 1e6), "build": b.get("id")} for b in builds],
+                     hide_index=True)
+        again = st.selectbox("Show a build", [b["id"] for b in builds], index=None, key=KEY + "earlier")
+        if again and again != job_id:
+            BUILD_JOB.set(again)
+            st.rerun()
