@@ -117,3 +117,37 @@ def test_coral_runtime_imports_no_tensorflow_or_streamlit():
     bad, core = r.stdout.strip().split("] ", 1)
     assert bad == "["
     assert set(eval(core)) <= {"core.boxes", "core.annotations", "core.artefacts"}  # noqa: S307
+
+
+def test_post_publish_hook_compiles_when_the_compiler_exists(cls_artefact, tmp_path, monkeypatch):
+    """The compile path of the hook, with a stand-in ``edgetpu_compiler`` that behaves like the real
+    one (writes OUT/<stem>_edgetpu.tflite + .log and prints its summary; the text is the published
+    output of google-coral/edgetpu#572). The real compiler is exercised by the ``compiler`` test."""
+    from coral_runtime import hooks
+
+    summary = (Path(__file__).parent / "data" / "stdout_all_mapped_v16.txt").read_text()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "edgetpu_compiler"
+    exe.write_text(
+        "#!/bin/sh\n"
+        "# args: -s -o OUT [-t N] MODEL\n"
+        'out=""; model=""\n'
+        'while [ $# -gt 0 ]; do case "$1" in -o) out="$2"; shift 2;; -t|-m) shift 2;; -*) shift;; '
+        '*) model="$1"; shift;; esac; done\n'
+        'stem=$(basename "$model" .tflite)\n'
+        'cp "$model" "$out/${stem}_edgetpu.tflite"\n'
+        'printf "Operator                       Count      Status\\n\\nCONV_2D                        3          '
+        'Mapped to Edge TPU\\n" > "$out/${stem}_edgetpu.log"\n'
+        f"cat <<'TXT'\n{summary}TXT\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
+    m = hooks.post_publish(cls_artefact)
+    assert m["preflight"]["tpu_share"] == 1.0
+    assert m["compiler"]["ok"] and m["compiler"]["version"] == "16.0.384591198"
+    assert m["compiler"]["operations"][0]["operator"] == "CONV_2D"
+    assert m["files"]["edgetpu"] == artefacts.EDGETPU_MODEL
+    assert (cls_artefact / artefacts.EDGETPU_MODEL).exists()
+    # the Predictor now picks the compiled model, and falls back visibly (no libedgetpu here)
+    p = Predictor(cls_artefact, device="auto")
+    assert p.device == "cpu" and "Edge TPU unavailable" in p.fallback_reason
