@@ -30,6 +30,7 @@ directory never interrupt each other's live jobs.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import logging
@@ -567,8 +568,9 @@ class JobContext:
                  metrics: dict | None = None, message: str | None = None) -> None:
         """Record progress. ``epoch`` is 1-based: without ``step`` it means epoch ``epoch`` is done;
         with ``step``/``total_steps`` it is the epoch in progress. ``fraction`` (0..1) overrides the
-        fraction computed from them. Events with metrics or a new epoch are always stored; step-only
-        updates are thinned out."""
+        fraction computed from them. Epoch-level metrics (no ``step``, or ``step == total_steps``)
+        and the first event of an epoch are always stored as events; per-batch updates are thinned
+        out (the job row still shows the latest message)."""
         now = time.time()
         if total_epochs is not None:
             self._total_epochs = int(total_epochs)
@@ -588,9 +590,11 @@ class JobContext:
             fraction = min(max(float(fraction), 0.0), 1.0)
             if fraction > 0:
                 eta = elapsed * (1.0 - fraction) / fraction
-        # epoch-level metrics (no step), a new epoch or a message are always stored;
-        # per-batch updates at most every STEP_EVENT_INTERVAL seconds.
-        important = (bool(clean) and step is None) or new_epoch or message is not None
+        # Stored always: epoch-level metrics (no step, or the last step of the epoch) and the
+        # first event of a new epoch; per-batch updates at most every STEP_EVENT_INTERVAL s.
+        epoch_level = step is None or (total_steps is not None and step >= total_steps)
+        important = (bool(clean) and epoch_level) or new_epoch
+        row_now = important or message is not None
         event = {"type": "progress", "fraction": fraction, "epoch": epoch, "total_epochs": self._total_epochs,
                  "step": step, "total_steps": total_steps, "metrics": clean, "message": message,
                  "elapsed": elapsed, "eta": eta}
@@ -598,7 +602,7 @@ class JobContext:
         if important or now - self._last_step_event >= STEP_EVENT_INTERVAL:
             self._last_step_event = now
             self._table.add_event(self.job_id, event)
-        if important or now - self._last_row >= ROW_UPDATE_INTERVAL:
+        if row_now or now - self._last_row >= ROW_UPDATE_INTERVAL:
             self._last_row = now
             fields: dict[str, Any] = {"heartbeat": now, "eta": eta}
             if fraction is not None:
@@ -731,6 +735,7 @@ class LocalRunner:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._started = False
+        self._atexit = False
 
     # lifecycle
     def start(self) -> "LocalRunner":
@@ -749,7 +754,21 @@ class LocalRunner:
         hb = threading.Thread(target=self._heartbeat_loop, name="job-heartbeat", daemon=True)
         hb.start()
         self._threads.append(hb)
+        if not self._atexit:
+            self._atexit = True
+            atexit.register(self._interrupt_running)
         return self
+
+    def _interrupt_running(self) -> None:
+        """At interpreter exit: record this runner's running jobs as interrupted right away."""
+        with self._lock:
+            ids = list(self._running)
+        for job_id in ids:
+            try:
+                self.table.transition(job_id, JobState.INTERRUPTED,
+                                      message="The app was stopped while this job was running. Start it again.")
+            except Exception:  # noqa: BLE001 - best effort; start() recovers the rest
+                pass
 
     def recover(self) -> list[str]:
         """Interrupt running jobs of dead processes, discard dead partial folders, adopt queued orphans."""

@@ -71,7 +71,7 @@ def render_job(job: Job) -> None:
     st.progress(fraction, text=" · ".join(parts))
     c1, c2, c3 = st.columns(3)
     c1.metric("Epoch", f"{job.epoch or 0} / {job.total_epochs}" if job.total_epochs else "–")
-    c2.metric("Running for", sj.format_seconds(job.duration))
+    c2.metric("Running for" if job.active else "Ran for", sj.format_seconds(job.duration))
     c3.metric("Time left", sj.format_seconds(job.eta) if job.active else "–")
     if job.message:
         st.caption(job.message)
@@ -82,6 +82,11 @@ def render_job(job: Job) -> None:
         df.index.name = "epoch"
         losses = [c for c in df.columns if "loss" in c]
         others = [c for c in df.columns if "loss" not in c and c not in ("lr", "learning_rate")]
+        if len(df) < 2:  # one point makes no line: show the numbers
+            last = df.iloc[-1]
+            st.caption(f"After epoch {int(df.index[-1])}: "
+                       + ", ".join(f"{c} {last[c]:.4f}" for c in [*losses, *others]))
+            losses, others = [], []
         left, right = st.columns(2)
         if losses:
             left.markdown("**Loss** (lower is better)")
@@ -234,7 +239,7 @@ else:
         res = sj.result_metric(j, store) if j.state is JobState.SUCCEEDED else None
         rows.append({
             "started": when(j.started or j.created),
-            "state": f"{sj.STATE_ICONS.get(j.state, '')} {j.state.value}",
+            "state": j.state.value,
             "duration": sj.format_seconds(j.duration),
             "result": f"{res[0]} {res[1]:.3f}" if res else "",
             "epochs": j.params.get("hparams", {}).get("epochs"),

@@ -129,9 +129,10 @@ def format_seconds(seconds: float | None) -> str:
     return f"{s} s"
 
 
-STATE_ICONS = {
-    JobState.QUEUED: "⏳", JobState.RUNNING: "▶️", JobState.SUCCEEDED: "✅", JobState.FAILED: "❌",
-    JobState.CANCELLED: "⏹️", JobState.INTERRUPTED: "⚠️",
+STATE_ICONS = {  # Material icons (emoji with variation selectors are missing from some fonts)
+    JobState.QUEUED: ":material/schedule:", JobState.RUNNING: ":material/play_circle:",
+    JobState.SUCCEEDED: ":material/check_circle:", JobState.FAILED: ":material/error:",
+    JobState.CANCELLED: ":material/cancel:", JobState.INTERRUPTED: ":material/warning:",
 }
 
 

@@ -136,6 +136,26 @@ def test_fraction_and_eta_from_steps(store):
     assert job.message == "training" and job.step == 1 and job.total_steps == 2
 
 
+def test_keras_style_reporting_keeps_every_epoch_and_thins_batches(store):
+    """Batch updates with messages (many) are thinned; epoch ends with metrics are all kept."""
+    t = JobTable(store)
+    jid = t.create("x", {}, None, "test")
+    t.transition(jid, JobState.RUNNING)
+    ctx = JobContext(t, jid)
+    for e in range(1, 4):
+        for b in range(1, 51):
+            ctx.progress(fraction=((e - 1) * 50 + b) / 150, epoch=e, total_epochs=3, step=b, total_steps=50,
+                         message=f"epoch {e} batch {b}")
+        ctx.progress(fraction=e / 3, epoch=e, total_epochs=3, step=50, total_steps=50,
+                     metrics={"loss": 1.0 / e, "val_loss": 2.0 / e}, message=f"epoch {e} done")
+    ev = [x for x in t.events(jid) if x["type"] == "progress"]
+    assert len(ev) < 20
+    ends = [x for x in ev if x.get("metrics")]
+    assert [x["epoch"] for x in ends] == [1, 2, 3]
+    assert ends[-1]["metrics"] == {"loss": pytest.approx(1 / 3), "val_loss": pytest.approx(2 / 3)}
+    assert t.get(jid).message == "epoch 3 done"
+
+
 def test_unknown_kind_is_refused_at_submit(runner):
     with pytest.raises(JobError):
         runner.submit("no-such-kind", {})
@@ -384,3 +404,27 @@ def test_run_foreground_failure_and_cancel(store, kinds):
 
 def test_job_cancelled_is_an_exception():
     assert issubclass(JobCancelled, Exception)
+
+
+def test_running_jobs_are_interrupted_when_the_process_exits(store, kinds, tmp_path):
+    """A process that exits while a job runs records it as interrupted (its partial is then removed
+    by the next start)."""
+    code = f"""
+import time
+from core.jobs import LocalRunner, register_job_kind
+from core.store import Store
+def forever(ctx, params):
+    while True:
+        time.sleep(0.05)
+register_job_kind("forever", forever)
+r = LocalRunner(Store({str(store.root)!r})).start()
+jid = r.submit("forever", {{}})
+while r.get(jid).state.value != "running":
+    time.sleep(0.02)
+print(jid, flush=True)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert out.returncode == 0, out.stderr
+    job = JobTable(store).get(out.stdout.split()[-1])
+    assert job.state is JobState.INTERRUPTED and "stopped" in job.message
