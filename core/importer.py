@@ -242,7 +242,7 @@ def import_source(store: Store, project: Project, source, fmt: str | None = None
             if project.task.value not in mod.TASKS:
                 raise FormatError(f"the {fmt} format does not carry {project.task.value} labels")
             say(0.02, f"Reading {fmt} annotations…")
-            parsed = mod.parse(source)
+            parsed = mod.parse(source, limits=limits)
     except (UnsafeInputError, UnsafeArchiveError) as exc:
         report.refused = f"Refused: {exc}"
         return report

@@ -63,9 +63,14 @@ class ExportItem:
 
     @property
     def export_name(self) -> str:
-        """Unique file name in the export: ``<stem>_<id8><ext>`` unless the stored name is unique-safe."""
+        """Unique file name in the export: ``<stem>_<id8><ext>``.
+
+        A stem that already ends in this image's ``_<id8>`` (an earlier export) is
+        not suffixed again, so names stay stable over repeated round trips.
+        """
         stem = Path(self.record.filename).stem or "image"
-        return f"{stem}_{self.record.id[:8]}{self.extension}"
+        tag = f"_{self.record.id[:8]}"
+        return f"{stem.removesuffix(tag)}{tag}{self.extension}"
 
 
 class FormatError(ValueError):
