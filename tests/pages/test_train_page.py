@@ -231,3 +231,43 @@ def test_real_train_kind_is_submitted_and_cancelled(ready, store, cleanup):
     LocalRunner(store).cancel(job.id)
     assert wait_for(lambda: JobTable(store).get(job.id).state.finished, timeout=120)
     assert JobTable(store).get(job.id).state is JobState.CANCELLED
+
+
+# -- display helpers of pages/_shared/jobs.py -------------------------------------------------------
+def test_epoch_curves_keep_epoch_ends_only():
+    from pages._shared.jobs import epoch_curves
+
+    events = [
+        {"type": "state", "state": "running"},
+        {"type": "progress", "epoch": 1, "step": 5, "total_steps": 10, "metrics": {"loss": 9.0}},  # mid-epoch
+        {"type": "progress", "epoch": 1, "step": 10, "total_steps": 10, "metrics": {"loss": 2.0, "acc": 0.5}},
+        {"type": "progress", "epoch": 2, "metrics": {"loss": 1.0, "acc": 0.75, "flag": True}},
+        {"type": "progress", "fraction": 1.0, "metrics": {"accuracy": 0.9}},  # final, no epoch
+    ]
+    assert epoch_curves(events) == {"loss": {1: 2.0, 2: 1.0}, "acc": {1: 0.5, 2: 0.75}}
+
+
+def test_format_seconds():
+    from pages._shared.jobs import format_seconds
+
+    assert format_seconds(None) == "–" and format_seconds(float("nan")) == "–"
+    assert format_seconds(12.4) == "12 s" and format_seconds(185) == "3 min 05 s"
+    assert format_seconds(3720) == "1 h 02 min"
+
+
+def test_result_metric_prefers_the_int8_model_in_the_manifest(store):
+    from core import artefacts
+    from pages._shared.jobs import result_metric
+
+    table = JobTable(store)
+    jid = table.create("train", {}, "p", "test")
+    table.transition(jid, JobState.RUNNING)
+    part = artefacts.partial_dir(store.root, "m1")
+    artefacts.write_json_atomic(part / artefacts.MANIFEST, {"metrics": {"float": {"mAP50": 0.8},
+                                                                        "int8": {"mAP50": 0.75}}})
+    artefacts.publish(store.root, part, "m1")
+    table.update(jid, metrics={"val_accuracy": 0.6})
+    job = table.transition(jid, JobState.SUCCEEDED, artefact_id="m1")
+    assert result_metric(job, store) == ("mAP50 (int8)", 0.75)
+    table.update(jid, artefact_id="gone")
+    assert result_metric(table.get(jid), store) == ("val_accuracy", 0.6)
