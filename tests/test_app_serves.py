@@ -1,0 +1,77 @@
+"""`streamlit run app.py` really serves: HTTP 200 from / and /_stcore/health (loopback only)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 - 127.0.0.1 only
+        return r.status, r.read()
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    port = _free_port()
+    env = {**os.environ, "STUDIO_DATA_DIR": str(tmp_path / "data"), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env.pop("STUDIO_PASSWORD", None)
+    log = (tmp_path / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail("streamlit exited early:\n" + (tmp_path / "server.log").read_text(errors="replace"))
+            try:
+                if _get(base + "/_stcore/health")[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("streamlit did not answer within 90 s:\n"
+                            + (tmp_path / "server.log").read_text(errors="replace"))
+            time.sleep(0.3)
+        yield base, tmp_path / "server.log"
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)  # by PID, never by name
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        log.close()
+
+
+def test_app_serves_index_and_health(server):
+    base, log = server
+    status, body = _get(base + "/")
+    assert status == 200 and b"<html" in body.lower()
+    status, body = _get(base + "/_stcore/health")
+    assert status == 200 and body.strip() == b"ok"
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text
