@@ -187,6 +187,7 @@ CREATE TABLE IF NOT EXISTS job_logs (
 
 LOG_CAP = 5000  # lines kept per job (oldest dropped)
 LOG_LINE_MAX = 4000  # characters per line
+MESSAGE_MAX = 8000  # characters of a failure kept in Job.error
 STEP_EVENT_INTERVAL = 2.0  # seconds between stored step-only progress events
 ROW_UPDATE_INTERVAL = 0.5  # seconds between job-row updates for step-only progress
 CANCEL_POLL_INTERVAL = 1.0  # seconds between looks at the cancel flag in the database
@@ -604,9 +605,10 @@ class JobContext:
             self._table.add_event(self.job_id, event)
         if row_now or now - self._last_row >= ROW_UPDATE_INTERVAL:
             self._last_row = now
-            fields: dict[str, Any] = {"heartbeat": now, "eta": eta}
+            fields: dict[str, Any] = {"heartbeat": now}
             if fraction is not None:
                 fields["progress"] = fraction
+                fields["eta"] = eta
             if self._epoch is not None:
                 fields["epoch"] = self._epoch
             if self._total_epochs is not None:
@@ -685,7 +687,9 @@ def _execute(table: JobTable, job_id: str, ctx: JobContext) -> Job:
         msg = str(exc).strip() or type(exc).__name__
         if isinstance(exc, (SystemExit, GeneratorExit)):
             msg = f"{type(exc).__name__}: {msg}"
-        return _finish(table, job_id, JobState.FAILED, message=f"Failed: {msg}", error=msg)
+        msg = msg[:MESSAGE_MAX]
+        short = msg if len(msg) <= 600 else msg[:600].rstrip() + " … (full text in the log)"
+        return _finish(table, job_id, JobState.FAILED, message=f"Failed: {short}", error=msg)
     _remove_dir(ctx.work_dir)
     return _finish(table, job_id, JobState.SUCCEEDED, message="Finished", progress=1.0,
                    artefact_id=str(artefact_id) if artefact_id is not None else None)
