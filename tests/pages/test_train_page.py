@@ -271,3 +271,11 @@ def test_result_metric_prefers_the_int8_model_in_the_manifest(store):
     assert result_metric(job, store) == ("mAP50 (int8)", 0.75)
     table.update(jid, artefact_id="gone")
     assert result_metric(table.get(jid), store) == ("val_accuracy", 0.6)
+
+
+def test_train_page_inside_the_studio_navigation(ready, make_app):
+    at = make_app()
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Train" and start_button(at)
