@@ -357,8 +357,11 @@ def smoke_test(image: str, model_dir: str | os.PathLike[str], sample: bytes, *, 
 
 # -- save / load ---------------------------------------------------------------------------
 def save_image_gz(image: str, out_path: str | os.PathLike[str], *, client=None, base_url: str | None = None,
-                  compresslevel: int = 6, on_progress: Callable[[int], None] | None = None) -> Path:
-    """``docker save IMAGE | gzip > out_path``, streamed chunk by chunk (never whole in memory)."""
+                  compresslevel: int = 1, on_progress: Callable[[int], None] | None = None) -> Path:
+    """``docker save IMAGE | gzip > out_path``, streamed chunk by chunk (never whole in memory).
+
+    Level 1 by default: on a busy 2-core server level 6 takes ~3x longer for ~10 % less.
+    """
     c = _client(client, base_url)
     img = c.images.get(image)
     out = Path(out_path)
