@@ -1,0 +1,161 @@
+"""Classification end to end: a tiny MobileNetV2 trained through the job runner on real sign-language
+digits, exported to int8, evaluated, published; plus cancel, corrupt-image and offline-weights failures.
+
+One model is trained for the whole module (module-scoped fixture) to keep CPU time small.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from core import artefacts
+from core.jobs import JobState, LocalRunner, run_foreground
+from core.store import Store
+from tests.core.training.helpers import FakeContext, add_digits
+
+pytestmark = pytest.mark.slow
+
+HP = {"epochs": 3, "image_size": 64, "alpha": 0.35, "batch_size": 8, "weights": "none",
+      "learning_rate": 2e-3, "representative_samples": 16, "seed": 1}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, digits_dir):
+    store = Store(tmp_path_factory.mktemp("cls") / "data")
+    project = add_digits(store, digits_dir, classes=("0", "1", "2"), per_class=14)
+    runner = LocalRunner(store).start()
+    t0 = time.monotonic()
+    job_id = runner.submit("train", {"task": "classification", "project": project.name, "hparams": HP})
+    job = runner.wait(job_id, timeout=800)
+    seconds = time.monotonic() - t0
+    events = runner.events(job_id)
+    logs = runner.logs(job_id)
+    runner.stop()
+    assert job.state == JobState.SUCCEEDED, (job.error, logs[-20:])
+    folder = artefacts.artefact_path(store.root, job.artefact_id)
+    return SimpleNamespace(store=store, project=project, job=job, events=events, folder=folder,
+                           manifest=artefacts.load_manifest(folder), seconds=seconds)
+
+
+def test_job_goes_through_its_states_with_progress(trained):
+    states = [e["state"] for e in trained.events if e.get("type") == "state"]
+    assert states == ["queued", "running", "succeeded"]
+    progress = [e for e in trained.events if e.get("type") == "progress"]
+    epochs_done = [e["epoch"] for e in progress if e.get("metrics") and "val_loss" in e["metrics"]]
+    assert epochs_done == [1, 2, 3]
+    fractions = [e["fraction"] for e in progress if "fraction" in e]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any("batch" in e.get("message", "") for e in progress)
+    assert trained.job.artefact_id == trained.manifest["id"]
+
+
+def test_artefact_folder_and_manifest(trained):
+    m, folder = trained.manifest, trained.folder
+    for name in (artefacts.FLOAT_MODEL, artefacts.INT8_MODEL, artefacts.LABELS, artefacts.MANIFEST):
+        assert (folder / name).is_file()
+    assert (folder / artefacts.LABELS).read_text().split() == ["0", "1", "2"]
+    assert m["task"] == "classification" and m["project"] == "digits" and m["labels"] == ["0", "1", "2"]
+    assert m["input_size"] == [64, 64]
+    assert m["dataset_hash"] == trained.store.dataset_hash(trained.project)
+    assert m["hparams"]["alpha"] == 0.35 and m["hparams"]["epochs"] == 3
+    assert set(m["history"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(m["history"]["loss"]) == 3
+    for kind in ("float", "int8"):
+        assert set(m["metrics"][kind]) >= {"accuracy", "per_class", "confusion_matrix"}
+        assert np.array(m["metrics"][kind]["confusion_matrix"]).shape == (3, 3)
+    q = m["quantization"]
+    assert q["input"] == {"scale": 1.0, "zero_point": 0, "dtype": "uint8", "shape": [1, 64, 64, 3]}
+    assert q["output"]["dtype"] == "uint8"
+    assert not list(folder.parent.glob(".partial-*"))
+    assert not (trained.store.root / "jobs" / trained.job.id).exists()  # work folder cleaned
+
+
+def test_int8_model_has_only_8bit_tensors(trained):
+    from core.export import inspect_tflite, non_int8_tensors
+
+    info = inspect_tflite(trained.folder / artefacts.INT8_MODEL)
+    assert non_int8_tensors(info) == []
+    assert {t["dtype"] for t in info["tensors"]} <= {"uint8", "int8", "int32"}
+    assert info["inputs"][0]["dtype"] == "uint8" and info["outputs"][0]["dtype"] == "uint8"
+    assert set(info["ops"]) <= {"QUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "MUL",
+                                "FULLY_CONNECTED", "SOFTMAX", "PAD", "RESHAPE"}
+
+
+def test_int8_agrees_with_float_and_evaluate_cli(trained, capsys):
+    from core.__main__ import main
+
+    rc = main(["evaluate", "--data-dir", str(trained.store.root), "--model", str(trained.folder),
+               "--project", "digits", "--split", "all"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["ok"] and out["split"] == "all" and out["n_images"] == 42
+    for kind in ("float", "int8"):
+        assert 0.0 <= out[kind]["accuracy"] <= 1.0
+        assert sum(map(sum, out[kind]["confusion_matrix"])) == 42
+    assert out["agreement"] >= 0.9
+
+
+def test_cancel_publishes_nothing_and_leaves_no_partial(tmp_path, digits_dir):
+    store = Store(tmp_path / "data")
+    project = add_digits(store, digits_dir, classes=("0", "1"), per_class=8)
+    runner = LocalRunner(store).start()
+    try:
+        job_id = runner.submit("train", {"task": "classification", "project": project.name,
+                                         "hparams": {**HP, "epochs": 200}})
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:  # wait until training runs batches, then cancel
+            if any(e.get("step") for e in runner.events(job_id)):
+                break
+            assert not runner.get(job_id).state.finished, runner.get(job_id).error
+            time.sleep(0.2)
+        runner.cancel(job_id)
+        job = runner.wait(job_id, timeout=300)
+    finally:
+        runner.stop()
+    assert job.state == JobState.CANCELLED
+    assert job.artefact_id is None
+    assert artefacts.list_artefacts(store.root) == []
+    assert not list(artefacts.models_dir(store.root).glob(".partial-*"))
+
+
+def test_corrupt_image_fails_the_job_naming_the_image(tmp_path, digits_dir):
+    store = Store(tmp_path / "data")
+    project = add_digits(store, digits_dir, classes=("0", "1"), per_class=5)
+    victim = store.list_images(project)[3]
+    store.image_path(victim.id).write_bytes(b"\xff\xd8\xff\xe0 truncated garbage")
+    job = run_foreground(store, "train", {"task": "classification", "project": project.name, "hparams": HP})
+    assert job.state == JobState.FAILED
+    assert victim.filename in job.error and "cannot be read" in job.error
+    assert artefacts.list_artefacts(store.root) == []
+    assert not list(artefacts.models_dir(store.root).glob(".partial-*"))
+
+
+def test_imagenet_weights_offline_fail_with_advice(tmp_path, digits_dir, monkeypatch):
+    import core.training.weights as weights
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(weights, "DOWNLOAD_TIMEOUT_S", 3.0)
+    store = Store(tmp_path / "data")
+    project = add_digits(store, digits_dir, classes=("0", "1"), per_class=3)
+    from core.training.classification import train_classification
+    from core.training.hparams import ClassificationHParams
+
+    ctx = FakeContext(store, tmp_path / "work")
+    with pytest.raises(weights.WeightsUnavailableError) as err:
+        train_classification(ctx, project, ClassificationHParams(**{**HP, "weights": "imagenet", "image_size": 96}))
+    msg = str(err.value)
+    assert "could not be downloaded" in msg and "from scratch" in msg
+    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5" in msg
+    assert not list(artefacts.models_dir(store.root).iterdir())
+
+
+def test_too_few_classes_is_explained(tmp_path, digits_dir):
+    store = Store(tmp_path / "data")
+    project = add_digits(store, digits_dir, classes=("0",), per_class=3)
+    job = run_foreground(store, "train", {"task": "classification", "project": project.name, "hparams": HP})
+    assert job.state == JobState.FAILED and "at least two classes" in job.error
