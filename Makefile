@@ -8,7 +8,7 @@ PORT ?= 8501
 STUDIO_MAX_UPLOAD_MB ?= 2048
 PYTEST_ARGS ?=
 
-.PHONY: run test bench venv venv-dev apt-test clean-venv
+.PHONY: run test test-ray bench venv venv-dev apt-test clean-venv
 
 $(VENV)/bin/python:
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || scripts/apt_deps.sh python3-venv
@@ -38,6 +38,11 @@ run: venv
 ## Run the whole test suite (installs what it needs; starts dockerd/registry from the tests)
 test: venv-dev apt-test
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) test-ray
+
+## The Ray runner's tests, inside a network namespace that has only the loopback interface (RAY.md)
+test-ray: venv-dev
+	unshare -n -- bash -c 'ip link set lo up && exec $(PY) -m pytest -m ray tests/ray $(PYTEST_ARGS)'
 
 ## Full-size benchmarks: writes bench-output/report.json and report.md
 bench: venv-dev apt-test
