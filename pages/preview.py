@@ -76,6 +76,10 @@ elif predictor.fallback_reason:
 if not any(d != "cpu" for d, _ in choices):
     st.caption("No Coral Edge TPU was found on this machine (USB 1a6e:089a / 18d1:9302, /dev/apex_*).")
 
+pre = manifest.get("preflight") or {}
+if pre.get("summary"):
+    st.caption("Edge TPU preflight: " + pre["summary"].replace("\n", " · "))
+
 is_det = predictor.task == "detection"
 ctl = st.columns([2, 2, 1])
 with ctl[0]:
@@ -208,19 +212,20 @@ if image is not None:
                 st.dataframe([{"label": d.label, "score": round(d.score, 3),
                                "box (x0, y0, x1, y1)": ", ".join(f"{v:.0f}" for v in d.box.as_tuple())}
                               for d in pred.detections], hide_index=True, width="stretch")
-        s = pv.stats(model_id, device, int(window))
-        st.subheader("Speed")
-        m1, m2, m3 = st.columns(3)
-        m1.metric("This photo", f"{pred.latency_ms:.1f} ms", help="the whole predict(): resize, invoke, decode")
-        m2.metric(f"p50 (last {s.n})", f"{s.p50:.1f} ms" if s.p50 is not None else "—")
-        m3.metric(f"p95 (last {s.n})", f"{s.p95:.1f} ms" if s.p95 is not None else "—")
-        st.caption(f"Ran on **{pred.device}**"
-                   + (" (Edge TPU)" if pred.device != "cpu" else " (CPU, LiteRT)")
-                   + f" · invoke alone {pred.invoke_ms:.1f} ms (p50 {s.invoke_p50:.1f} ms)")
-        if st.button("Run 20 more times", key=pv.RUNS_WIDGET,
-                     help="Repeat the prediction on this photo to get a steadier p50/p95"):
-            for _ in range(20):
-                pv.record(model_id, device, predictor.predict(image, threshold=threshold, top_k=int(top_k)))
-            st.rerun()
+    s = pv.stats(model_id, device, int(window))
+    st.subheader("Speed")
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("This photo", f"{pred.latency_ms:.1f} ms", help="the whole predict(): resize, invoke, decode")
+    m2.metric(f"p50 (last {s.n})", f"{s.p50:.1f} ms" if s.p50 is not None else "—")
+    m3.metric(f"p95 (last {s.n})", f"{s.p95:.1f} ms" if s.p95 is not None else "—")
+    m4.metric("invoke alone (p50)", f"{s.invoke_p50:.1f} ms" if s.invoke_p50 is not None else "—",
+              help="interpreter.invoke() without pre- and post-processing")
+    st.caption(f"Ran on **{pred.device}**" + (" (Edge TPU)" if pred.device != "cpu" else " (CPU, LiteRT)")
+               + (f" — {pred.fallback_reason}" if pred.fallback_reason else ""))
+    if st.button("Run 20 more times", key=pv.RUNS_WIDGET,
+                 help="Repeat the prediction on this photo to get a steadier p50/p95"):
+        for _ in range(20):
+            pv.record(model_id, device, predictor.predict(image, threshold=threshold, top_k=int(top_k)))
+        st.rerun()
 elif source != SOURCES[3]:
     st.caption("Choose a photo to see the prediction.")
