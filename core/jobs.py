@@ -722,17 +722,23 @@ class Runner(Protocol):
 
 
 class LocalRunner:
-    """Runs jobs in this process: a queue and ``max_concurrent`` worker threads."""
+    """Runs jobs in this process: a queue and ``max_concurrent`` worker threads.
+
+    ``lanes`` gives some kinds a queue and workers of their own, e.g. ``{"build-image": 1}``
+    lets an image build run while a training job occupies the main queue.
+    """
 
     name = "local"
 
-    def __init__(self, store: Store, max_concurrent: int = 1):
-        if max_concurrent < 1:
-            raise ValueError("max_concurrent must be at least 1")
+    def __init__(self, store: Store, max_concurrent: int = 1, lanes: dict[str, int] | None = None):
+        if max_concurrent < 1 or any(n < 1 for n in (lanes or {}).values()):
+            raise ValueError("max_concurrent (and every lane's workers) must be at least 1")
         self.store = store
         self.table = JobTable(store)
         self.max_concurrent = int(max_concurrent)
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.lanes = {str(k): int(n) for k, n in (lanes or {}).items()}
+        self._workers: dict[str | None, int] = {None: self.max_concurrent, **self.lanes}
+        self._queues: dict[str | None, queue.Queue[str | None]] = {k: queue.Queue() for k in self._workers}
         self._cancel_events: dict[str, threading.Event] = {}
         self._running: set[str] = set()
         self._lock = threading.Lock()
@@ -751,10 +757,12 @@ class LocalRunner:
             self._started = True
             self._stop.clear()
         self.recover()
-        for i in range(self.max_concurrent):
-            t = threading.Thread(target=self._worker, name=f"job-worker-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
+        for lane, n in self._workers.items():
+            for i in range(n):
+                t = threading.Thread(target=self._worker, args=(self._queues[lane],),
+                                     name=f"job-worker-{lane or 'main'}-{i}", daemon=True)
+                t.start()
+                self._threads.append(t)
         hb = threading.Thread(target=self._heartbeat_loop, name="job-heartbeat", daemon=True)
         hb.start()
         self._threads.append(hb)
@@ -783,7 +791,7 @@ class LocalRunner:
         for job_id in self.table.orphaned_queued():
             self.table.claim(job_id)
             self.table.add_log(job_id, f"adopted by process {os.getpid()} after its process stopped")
-            self._enqueue(job_id)
+            self._enqueue(job_id, self.table.get(job_id).kind)
         return interrupted
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -793,8 +801,9 @@ class LocalRunner:
             pending = list(self._cancel_events)
         for job_id in pending:
             self.cancel(job_id)
-        for _ in range(self.max_concurrent):
-            self._queue.put(None)
+        for lane, n in self._workers.items():
+            for _ in range(n):
+                self._queues[lane].put(None)
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -810,7 +819,7 @@ class LocalRunner:
         if project is None and isinstance(params, dict):
             project = params.get("project")
         job_id = self.table.create(kind, params, project, self.name)
-        self._enqueue(job_id)
+        self._enqueue(job_id, kind)
         if not self._started:
             self.start()
         return job_id
@@ -860,14 +869,14 @@ class LocalRunner:
             time.sleep(poll)
 
     # internals
-    def _enqueue(self, job_id: str) -> None:
+    def _enqueue(self, job_id: str, kind: str) -> None:
         with self._lock:
             self._cancel_events.setdefault(job_id, threading.Event())
-        self._queue.put(job_id)
+        self._queues[kind if kind in self.lanes else None].put(job_id)
 
-    def _worker(self) -> None:
+    def _worker(self, jobs: "queue.Queue[str | None]") -> None:
         while True:
-            job_id = self._queue.get()
+            job_id = jobs.get()
             if job_id is None:
                 return
             with self._lock:

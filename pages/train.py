@@ -214,7 +214,7 @@ if not errors:
                 "weights": weights, "train_on": "all" if train_all else "split",
                 "max_images": int(max_images) or None, **extras,
             }).to_dict()
-            busy = runner.list(project=project.name, limit=30)
+            busy = [j for j in runner.list(limit=50) if j.active and j.kind not in sj.LANES]
             try:
                 job_id = runner.submit("train", {"task": task, "project": project.name, "hparams": hp},
                                        project=project.name)
@@ -222,7 +222,7 @@ if not errors:
                 st.error(str(exc))
             else:
                 sj.set_current_job(project.name, job_id)
-                queued_behind = any(j.active for j in busy)
+                queued_behind = bool(busy)
                 state.flash("Training queued: it starts when the running job has finished." if queued_behind
                             else "Training started.", "info" if queued_behind else "success")
                 st.rerun()

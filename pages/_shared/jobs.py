@@ -53,7 +53,8 @@ CURRENT_JOBS: StateKey = StateKey("studio.jobs.current", dict)  # project name -
 
 
 def max_concurrent() -> int:
-    """How many jobs run at once (``$STUDIO_MAX_CONCURRENT_JOBS``, default 1: training is heavy)."""
+    """How many training jobs run at once (``$STUDIO_MAX_CONCURRENT_JOBS``, default 1: training is
+    heavy). Image builds have their own queue (``LANES``)."""
     try:
         return max(1, int(os.environ.get(ENV_MAX_JOBS, "1")))
     except ValueError:
@@ -74,10 +75,14 @@ def install_hooks() -> bool:
     return True
 
 
+#: kinds with a queue of their own, so they never wait behind a long training job
+LANES = {"build-image": 1}
+
+
 @st.cache_resource(show_spinner=False)
 def _runner_at(root: str, _store: Store, workers: int) -> LocalRunner:
     install_hooks()
-    return LocalRunner(_store, max_concurrent=workers).start()
+    return LocalRunner(_store, max_concurrent=workers, lanes=LANES).start()
 
 
 def get_runner() -> Runner:

@@ -428,3 +428,19 @@ print(jid, flush=True)
     assert out.returncode == 0, out.stderr
     job = JobTable(store).get(out.stdout.split()[-1])
     assert job.state is JobState.INTERRUPTED and "stopped" in job.message
+
+
+def test_a_lane_lets_one_kind_run_beside_the_main_queue(store, kinds):
+    kinds("endless", endless_job)
+    kinds("build", lambda ctx, p: "image")
+    r = LocalRunner(store, max_concurrent=1, lanes={"build": 1}).start()
+    try:
+        busy = r.submit("endless", {})
+        assert wait_for(lambda: r.get(busy).state is JobState.RUNNING)
+        waiting = r.submit("endless", {})
+        build = r.submit("build", {})
+        assert r.wait(build, timeout=10).state is JobState.SUCCEEDED  # not stuck behind `busy`
+        assert r.get(waiting).state is JobState.QUEUED
+    finally:
+        r.stop(timeout=5)
+    assert r.get(busy).state is JobState.CANCELLED and r.get(waiting).state is JobState.CANCELLED
