@@ -30,9 +30,10 @@ def _next_unlabelled(store: Store, project: Project, ids: list[str], idx: int) -
         ls.set_current(ids[nxt])
 
 
-def _jump(ids: list[str]) -> None:
+def _jump(ids: list[str], shown: int) -> None:
     n = int(ls.value(ls.JUMP_WIDGET) or 1)
-    ls.set_current(ids[labeling.clamp_index(n - 1, len(ids))])
+    if n - 1 != shown:  # ignore a stale report of the number that was already shown
+        ls.set_current(ids[labeling.clamp_index(n - 1, len(ids))])
 
 
 def _add_class(store: Store, project: Project) -> None:
@@ -50,15 +51,32 @@ def _add_class(store: Store, project: Project) -> None:
     ls.notice(f"Class **{name}** added: new boxes get it.", "success")
 
 
-def _relabel(store: Store, project: Project, index: int, key: str) -> None:
+def _box_still_there(image_id: str, revision: int, index: int) -> ls.Sync | None:
+    """The sync record when box ``index`` of ``image_id`` at ``revision`` is what the user saw.
+
+    Widget callbacks can fire late (e.g. a selector's value arriving with the click that
+    opened another photo): they must never touch a different photo or a newer version."""
     s = ls.SYNC.get()
-    if s is not None:
-        ls.save_annotations(store, project, labeling.relabel(s.baseline, index, ls.value(key)),
-                            redraw=True)
+    if s is None or s.image_id != image_id or s.revision != revision:
+        return None
+    if not 0 <= index < sum(1 for a in s.baseline if a.box is not None):
+        return None
+    return s
 
 
-def _delete(store: Store, project: Project, index: int) -> None:
-    s = ls.SYNC.get()
+def _relabel(store: Store, project: Project, image_id: str, revision: int, index: int,
+             key: str) -> None:
+    s = _box_still_there(image_id, revision, index)
+    label = ls.value(key)
+    if s is None or not label:
+        return
+    if [a for a in s.baseline if a.box is not None][index].label == label:
+        return
+    ls.save_annotations(store, project, labeling.relabel(s.baseline, index, label), redraw=True)
+
+
+def _delete(store: Store, project: Project, image_id: str, revision: int, index: int) -> None:
+    s = _box_still_there(image_id, revision, index)
     if s is not None:
         ls.save_annotations(store, project, labeling.remove_box(s.baseline, index), redraw=True)
 
@@ -117,7 +135,15 @@ def _bulk_assign(store: Store, project: Project) -> None:
 
 def _set_one_class(store: Store, project: Project, image_id: str, key: str) -> None:
     choice = ls.value(key)
-    store.set_class_label(project, [image_id], None if choice == NO_CLASS else choice)
+    if not choice:
+        return
+    label = None if choice == NO_CLASS else choice
+    try:
+        current = store.get_image(project, image_id).class_label
+    except StoreError:
+        return
+    if label != current:
+        store.set_class_label(project, [image_id], label)
 
 
 # -- shared parts ----------------------------------------------------------------------------
@@ -218,7 +244,7 @@ def detection_page(store: Store, project: Project) -> None:
                 disabled=idx >= n - 1, icon=":material/chevron_right:", width="stretch")
     ls.set_value(ls.JUMP_WIDGET, idx + 1)
     c[2].number_input(f"Photo (of {n})", min_value=1, max_value=n, step=1, key=ls.JUMP_WIDGET,
-                      on_change=_jump, args=(ids,))
+                      on_change=_jump, args=(ids, idx))
     c[3].button("Next unlabelled", key=ls.P + "next_unlabelled", on_click=_next_unlabelled,
                 args=(store, project, ids, idx),
                 disabled=nxt is None or nxt == idx, icon=":material/skip_next:",
@@ -248,12 +274,16 @@ def detection_page(store: Store, project: Project) -> None:
     max_w, max_h = ls.SIZES[ls.value(ls.SIZE_WIDGET)]
     mapping = labeling.DisplayMapping.fit(rec.width, rec.height, max_w, max_h)
     colors = ls.class_colors(classes)
-    drawing = labeling.annotations_to_drawing(s.baseline, mapping, colors=colors, stroke_width=STROKE)
+    shown = s.drawing_for((mapping.canvas_w, mapping.canvas_h))
+    drawing = labeling.annotations_to_drawing(shown, mapping, colors=colors, stroke_width=STROKE)
     background = ls.canvas_image(store, rec.id, mapping.canvas_w, mapping.canvas_h)
 
     from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit
 
-    canvas_col, side = st.columns([max(mapping.canvas_w, 300), 340])
+    if mapping.canvas_w <= ls.SIDE_PANEL_MAX_CANVAS:
+        canvas_col, side = st.columns([max(mapping.canvas_w, 300), 340])
+    else:
+        canvas_col, side = st.container(), st.container()
     with canvas_col:
         result = st_canvas(
             drawing_mode="labeled_rect", label=current_class, initial_drawing=drawing,
@@ -325,9 +355,10 @@ def _box_list(store: Store, project: Project, s: ls.Sync, classes: list[str],
                     unsafe_allow_html=True)
         options = classes if a.label in classes else [*classes, a.label]
         r2.selectbox(f"Class of box {i + 1}", options, index=options.index(a.label), key=key,
-                     label_visibility="collapsed", on_change=_relabel, args=(store, project, i, key))
+                     label_visibility="collapsed", on_change=_relabel,
+                     args=(store, project, s.image_id, s.revision, i, key))
         r3.button("", key=f"{key}.del", icon=":material/delete:", help=f"Delete box {i + 1}",
-                  on_click=_delete, args=(store, project, i))
+                  on_click=_delete, args=(store, project, s.image_id, s.revision, i))
 
 
 # -- classification --------------------------------------------------------------------------

@@ -38,17 +38,40 @@ GRID_CLASS_PREFIX = P + "gcls."        # + image id + "." + revision: per-image 
 
 ALL = "All"
 STATUSES = ("All", "Unlabelled", "Labelled", "Unreviewed")
-SIZES = {"Small": (560, 420), "Medium": (760, 560), "Large": (1000, 760)}
+SIZES = {"Small": (480, 400), "Medium": (640, 540), "Large": (1000, 760)}
+SIDE_PANEL_MAX_CANVAS = 700  # wider canvases get the box list below instead of beside them
 
 
 @dataclass
 class Sync:
-    """What the open canvas shows: the image, its stored revision and annotations."""
+    """The open image: its stored revision and annotations (``baseline``, updated on every
+    save) and what its canvas was built from (``shown``, fixed per ``epoch``).
+
+    The canvas reloads itself whenever its ``initial_drawing`` changes, losing the selection
+    and its own undo history, so the drawing is built from ``shown`` and only rebuilt (with a
+    new epoch, hence a new canvas) when a change comes from outside the canvas.
+    """
 
     image_id: str
     revision: int
     baseline: list[Annotation]
     epoch: int
+    shown: list[Annotation] = field(default_factory=list)
+    size: tuple[int, int] | None = None  # the canvas size the drawing was built for
+
+    def bump(self) -> None:
+        """A fresh canvas showing the current annotations."""
+        self.epoch = EPOCH.get() + 1
+        EPOCH.set(self.epoch)
+        self.shown = list(self.baseline)
+
+    def drawing_for(self, size: tuple[int, int]) -> list[Annotation]:
+        """The annotations to draw on a canvas of ``size`` (a new size means a new canvas)."""
+        if self.size != size:
+            if self.size is not None:
+                self.bump()
+            self.size = size
+        return self.shown
 
 
 @dataclass
@@ -106,7 +129,7 @@ def reload(rec: ImageRecord) -> Sync:
     """Rebuild the canvas from the stored annotations of ``rec``."""
     epoch = EPOCH.get() + 1
     EPOCH.set(epoch)
-    s = Sync(rec.id, rec.revision, list(rec.annotations), epoch)
+    s = Sync(rec.id, rec.revision, list(rec.annotations), epoch, list(rec.annotations))
     SYNC.set(s)
     return s
 
@@ -118,8 +141,7 @@ def saved(annotations: list[Annotation], revision: int, *, redraw: bool = False)
     assert s is not None
     s.baseline, s.revision = list(annotations), revision
     if redraw:
-        s.epoch = EPOCH.get() + 1
-        EPOCH.set(s.epoch)
+        s.bump()
     CONFLICT.set(None)
 
 
@@ -127,8 +149,7 @@ def redraw() -> None:
     """A fresh canvas with the same content (drops what the store refused, e.g. click-boxes)."""
     s = SYNC.get()
     if s is not None:
-        s.epoch = EPOCH.get() + 1
-        EPOCH.set(s.epoch)
+        s.bump()
 
 
 def canvas_key(s: Sync) -> str:

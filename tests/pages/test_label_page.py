@@ -72,7 +72,7 @@ def _draw(at: AppTest, rects: list[dict]) -> AppTest:
 
 def _mapping(store: Store, project, image_id: str) -> labeling.DisplayMapping:
     rec = store.get_image(project, image_id)
-    return labeling.DisplayMapping.fit(rec.width, rec.height, 760, 560)  # "Medium"
+    return labeling.DisplayMapping.fit(rec.width, rec.height, 640, 540)  # "Medium"
 
 
 def _button(at: AppTest, key_suffix: str):

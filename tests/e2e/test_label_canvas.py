@@ -1,0 +1,146 @@
+"""The Label page in a real browser: draw, navigate, reload, move, resize and delete a box on the
+streamlit-drawable-canvas, checking what the store holds after every step."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from core.annotations import Task
+from core.boxes import Box
+from core.imaging import probe_image
+from core.labeling import DisplayMapping
+from core.store import NewImage
+
+pytestmark = pytest.mark.e2e
+
+TOL = 2.0  # image pixels
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.15)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def close(a: Box, b: Box, tol: float = TOL) -> bool:
+    return all(abs(x - y) <= tol for x, y in zip(a.as_tuple(), b.as_tuple()))
+
+
+@pytest.fixture
+def raccoon_project(studio, raccoon_dir: Path):
+    store = studio.store
+    project = store.create_project("raccoons", Task.DETECTION)
+    items = []
+    for f in sorted((raccoon_dir / "images").glob("*.jpg"))[:3]:
+        data = f.read_bytes()
+        info = probe_image(data)
+        items.append(NewImage(data, f.name, info.width, info.height, split="train"))
+    ids = store.add_images(project, items).image_ids
+    store.add_class(project, "raccoon")
+    return store, project, ids
+
+
+def open_image(page, image_id: str) -> dict:
+    """Wait until the page shows ``image_id`` with its canvas ready; the canvas's page box."""
+    # the page writes the open image into the URL (history.replaceState: no navigation event)
+    page.wait_for_function("p => window.location.search.includes(p)", arg=f"image={image_id[:12]}",
+                           timeout=30_000)
+    canvas = page.locator("canvas.upper-canvas")
+    # while Streamlit swaps the canvas of the previous image for a new one, both exist
+    wait_for(lambda: canvas.count() == 1, what="a single canvas")
+    canvas.wait_for(state="visible")
+    time.sleep(0.8)  # the background image and initial drawing load asynchronously
+    wait_for(lambda: canvas.count() == 1, what="a single canvas")
+    return canvas.bounding_box()
+
+
+def drag(page, x0: int, y0: int, x1: int, y1: int) -> None:
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=10)
+    page.mouse.up()
+
+
+def wait_listed(page, box: Box) -> None:
+    """Wait until the page's box list shows ``box`` (the rerun after a save has rendered)."""
+    page.get_by_text(f"{box.x_min:.0f},{box.y_min:.0f} {box.width:.0f}×{box.height:.0f}").wait_for()
+
+
+def toolbar_button(page, label: str):
+    page.locator(".dc-root").hover()
+    return page.locator(f'button[aria-label="{label}"]')
+
+
+def test_draw_navigate_reload_move_resize_delete(page, studio, raccoon_project, screenshot):
+    store, project, ids = raccoon_project
+    rec = store.get_image(project, ids[0])
+    page.goto(studio.page_url("label"))
+    bb = open_image(page, ids[0])
+    m = DisplayMapping(rec.width, rec.height, round(bb["width"]), round(bb["height"]))
+
+    def boxes():
+        return [a.box for a in store.get_image(project, ids[0]).boxes]
+
+    # 1. draw: whole-pixel page positions (fractions are truncated by the browser)
+    x0, y0 = math.ceil(bb["x"]) + 120, math.ceil(bb["y"]) + 90
+    x1, y1 = x0 + 180, y0 + 140
+    drag(page, x0, y0, x1, y1)
+    stored = wait_for(lambda: boxes(), what="the drawn box in the store")
+    want = m.to_image({"left": x0 - bb["x"], "top": y0 - bb["y"], "width": x1 - x0,
+                       "height": y1 - y0})
+    assert len(stored) == 1 and close(stored[0], want), (stored, want)
+    assert store.get_image(project, ids[0]).boxes[0].label == "raccoon"
+    wait_listed(page, stored[0])
+
+    # 2. next image and back, then reload the browser: the box is still there, unchanged
+    page.locator(".st-key-studio-label-next button").click()
+    open_image(page, ids[1])
+    page.locator(".st-key-studio-label-prev button").click()
+    open_image(page, ids[0])
+    page.reload()
+    bb = open_image(page, ids[0])
+    page.get_by_text("1 box", exact=True).wait_for()
+    assert len(boxes()) == 1 and close(boxes()[0], want), boxes()
+    screenshot(page, "label_canvas_box")
+
+    # 3. move it with the toolbar's edit toggle
+    toolbar_button(page, "Edit").click()
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    dx, dy = 40, 30
+    drag(page, cx, cy, cx + dx, cy + dy)
+    moved_want = Box(want.x_min + dx / m.sx, want.y_min + dy / m.sy,
+                     want.x_max + dx / m.sx, want.y_max + dy / m.sy)
+    moved = wait_for(lambda: [b for b in boxes() if not close(b, want, 0.5)], what="the moved box")
+    assert len(boxes()) == 1 and close(moved[0], moved_want), (moved, moved_want)
+    wait_listed(page, moved[0])
+
+    # 4. resize from the bottom-right corner (Shift: free aspect ratio); it stays selected
+    rx, ry = x1 + dx, y1 + dy
+    gx, gy = 30, 20
+    page.keyboard.down("Shift")
+    drag(page, rx, ry, rx + gx, ry + gy)
+    page.keyboard.up("Shift")
+    resized = wait_for(lambda: [b for b in boxes() if not close(b, moved[0], 0.5)],
+                       what="the resized box")[0]
+    assert abs(resized.x_min - moved[0].x_min) <= TOL and abs(resized.y_min - moved[0].y_min) <= TOL
+    assert abs(resized.width - (moved[0].width + gx / m.sx)) <= TOL + 1, (resized, moved[0])
+    assert abs(resized.height - (moved[0].height + gy / m.sy)) <= TOL + 1, (resized, moved[0])
+    wait_listed(page, resized)
+    screenshot(page, "label_canvas_edited")
+
+    # 5. delete the selected box
+    toolbar_button(page, "Delete selected").click()
+    wait_for(lambda: not boxes(), what="the box to be deleted")
+    page.get_by_text("0 boxes", exact=True).wait_for()
+    screenshot(page, "label_canvas_deleted")
+    assert "Traceback" not in studio.log()
