@@ -11,9 +11,15 @@ States and the only allowed moves (``TRANSITIONS``)::
     queued  -> running | cancelled
     running -> succeeded | failed | cancelled | interrupted
 
-Threading: ``LocalRunner`` owns ``max_concurrent`` worker threads fed by a queue.
-Job functions run in those threads and must never call ``st.*``. Pages keep only a
-job id and read ``Runner.get`` / ``events`` / ``logs``, which read SQLite.
+Threading: ``LocalRunner`` owns ``max_concurrent`` worker threads fed by a queue
+(plus optional *lanes*: a kind with a queue and workers of its own). Job functions
+run in those threads and must never call ``st.*``. Pages keep only a job id and read
+``Runner.get`` / ``events`` / ``logs``, which read SQLite. ``run_foreground`` runs the
+same job in the calling thread (the CLI).
+
+Cancel: a queued job becomes ``cancelled`` at once; a running one gets its
+``threading.Event`` set and a flag in its row (so another process can cancel it too),
+and ``JobContext.check_cancelled()`` raises ``JobCancelled`` at the next batch.
 
 Job kinds are found lazily: the first time a job of kind ``"train"`` runs, the
 module named in ``KIND_MODULES`` (``core.training.jobs``) is imported by its
@@ -25,7 +31,9 @@ per-process token, the host name and the process start time) and a heartbeat.
 ``LocalRunner.start()`` marks only jobs whose owner is provably gone as
 ``interrupted`` (same host: the pid is dead or belongs to a new process; other
 host: no heartbeat for ``STALE_AFTER`` seconds), so two app processes on one data
-directory never interrupt each other's live jobs.
+directory never interrupt each other's live jobs. Their queued jobs are adopted and
+run; partial artefact folders no live job can be writing are removed. A process that
+exits normally records its running jobs as interrupted itself.
 """
 
 from __future__ import annotations
@@ -36,12 +44,13 @@ import json
 import logging
 import os
 import queue
+import shutil
 import socket
 import threading
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, runtime_checkable
@@ -703,8 +712,6 @@ def _finish(table: JobTable, job_id: str, state: JobState, **fields: Any) -> Job
 
 
 def _remove_dir(path: Path) -> None:
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True)
 
 
