@@ -88,6 +88,27 @@ def _accept(store: Store, project: Project) -> None:
         ls.notice("Predictions accepted: this photo is reviewed.", "success")
 
 
+def _suggest(store: Store, project: Project, models: list[dict]) -> None:
+    """Replace the photo's unreviewed boxes by the chosen model's predictions."""
+    s = ls.SYNC.get()
+    by_id = {m["id"]: m for m in models}
+    model = by_id.get(ls.value(ls.MODEL_WIDGET))
+    if s is None or model is None:
+        return
+    rec = store.get_image(project, s.image_id)
+    try:
+        pred = ls.predict(model["path"], store.read_image_bytes(rec.id))
+    except Exception as exc:  # noqa: BLE001 - a broken model must not break labelling
+        ls.notice(f"The model could not run on this photo: {exc}", "error")
+        return
+    suggested = labeling.predictions_to_annotations(
+        pred, min_score=float(ls.value(ls.MIN_SCORE_WIDGET, 0.3)), image_size=(rec.width, rec.height))
+    kept = [a for a in s.baseline if a.reviewed]
+    if ls.save_annotations(store, project, kept + suggested, redraw=True):
+        ls.notice(f"{len(suggested)} suggested box{'es' if len(suggested) != 1 else ''} added "
+                  "(dashed): check them, fix what is wrong, then press Accept.", "info")
+
+
 def _undo(store: Store, project: Project) -> None:
     s = ls.SYNC.get()
     if s is None:
@@ -331,8 +352,33 @@ def detection_page(store: Store, project: Project) -> None:
                  width="stretch",
                  help="Mark the model's suggested boxes on this photo as reviewed.")
         st.select_slider("Canvas size", list(ls.SIZES), key=ls.SIZE_WIDGET)
+        _suggest_panel(store, project)
     _progress(store, project, progress_slot)
     ls.write_query(project, rec.id)
+
+
+def _suggest_panel(store: Store, project: Project) -> None:
+    """Model-assisted labelling: predictions become dashed, unreviewed boxes to accept."""
+    models = ls.models_for(store, project)
+    if not models:
+        return
+    with st.expander("Suggest boxes with a model", icon=":material/auto_awesome:"):
+        ids = [m["id"] for m in models]
+        ls.ensure_choice(ls.MODEL_WIDGET, ids, ids[0])
+        names = {m["id"]: _model_name(m) for m in models}
+        st.selectbox("Model", ids, key=ls.MODEL_WIDGET, format_func=names.get)
+        if ls.value(ls.MIN_SCORE_WIDGET) is None:
+            ls.set_value(ls.MIN_SCORE_WIDGET, 0.3)
+        st.slider("Minimum score", 0.05, 0.95, step=0.05, key=ls.MIN_SCORE_WIDGET)
+        st.button("Suggest boxes for this photo", key=ls.P + "suggest", on_click=_suggest,
+                  args=(store, project, models), icon=":material/auto_awesome:", width="stretch",
+                  help="Replaces this photo's unreviewed suggestions; your own boxes stay.")
+
+
+def _model_name(m: dict) -> str:
+    metrics = (m.get("metrics") or {}).get("int8") or (m.get("metrics") or {}).get("float") or {}
+    score = metrics.get("mAP50", metrics.get("accuracy"))
+    return m["id"] + (f" · {score:.2f}" if isinstance(score, (int, float)) else "")
 
 
 def _box_list(store: Store, project: Project, s: ls.Sync, classes: list[str],

@@ -35,6 +35,8 @@ GRID_PER_PAGE = P + "grid_per_page"
 GRID_BULK_CLASS = P + "grid_bulk"
 PICK_PREFIX = P + "pick."              # + image id: grid selection checkboxes
 GRID_CLASS_PREFIX = P + "gcls."        # + image id + "." + revision: per-image class selectors
+MODEL_WIDGET = P + "model"             # model for suggestions
+MIN_SCORE_WIDGET = P + "min_score"
 
 ALL = "All"
 STATUSES = ("All", "Unlabelled", "Labelled", "Unreviewed")
@@ -277,3 +279,24 @@ def class_colors(names: list[str]) -> dict[str, str]:
     except ImportError:  # pragma: no cover - render module missing
         return labeling.class_colors(names)
     return {n: "#%02x%02x%02x" % color_for(n) for n in names}
+
+
+# -- model-assisted labelling -----------------------------------------------------------------
+def models_for(store: Store, project: Project) -> list[dict]:
+    """Published models of this project with its task (manifests, newest first)."""
+    from core import artefacts
+
+    try:
+        found = artefacts.list_artefacts(store.root, project.name)
+    except (OSError, artefacts.ArtefactError):
+        return []
+    return [m for m in found if m.get("task") == project.task.value]
+
+
+def predict(model_path: str, image_bytes: bytes) -> Any:
+    """Run a published model on one photo (upright), through the Preview page's cached
+    Predictor: the Edge TPU when one is attached, else the CPU."""
+    from core.imaging import open_upright
+    from pages._shared.preview import get_predictor
+
+    return get_predictor(model_path, "auto").predict(open_upright(image_bytes))

@@ -277,3 +277,36 @@ def test_classification_bulk_assignment_and_single_class(classification):
     assert len(at.checkbox) == 7
     assert "23 / 30 labelled" in str(at.get("progress")[0].proto.text)
     assert not at.exception
+
+
+def test_model_suggestions_are_unreviewed_until_accepted(detection, monkeypatch):
+    """The page's "Suggest boxes" runs a model (faked here: the real one is tested with the
+    Preview page) and stores its boxes unreviewed; the user's own boxes stay."""
+    from pages._shared import label_state
+
+    store, project, ids = detection
+    store.set_annotations(project, ids[0], [Annotation("raccoon", Box(5, 5, 40, 40))])
+
+    class Det:
+        def __init__(self, label, score, box):
+            self.label, self.score, self.box = label, score, box
+
+    class Pred:
+        detections = [Det("raccoon", 0.9, Box(100, 80, 300, 260)), Det("raccoon", 0.1, Box(1, 1, 9, 9)),
+                      Det("raccoon", 0.8, Box(500, 300, 9000, 9000))]
+        classes = []
+
+    monkeypatch.setattr(label_state, "models_for",
+                        lambda store, project: [{"id": "m1", "path": "/nowhere", "task": "detection"}])
+    monkeypatch.setattr(label_state, "predict", lambda path, data: Pred())
+    at = _app()
+    _button(at, "suggest").click().run()
+    rec = store.get_image(project, ids[0])
+    assert [(a.box, a.reviewed) for a in rec.boxes] == [
+        (Box(5, 5, 40, 40), True), (Box(100, 80, 300, 260), False),
+        (Box(500, 300, rec.width, rec.height), False)]
+    assert not rec.reviewed and any("suggested" in i.value for i in at.info)
+    assert at.session_state["studio.label.sync"].shown == list(rec.annotations)  # redrawn
+    _button(at, "accept").click().run()
+    assert store.get_image(project, ids[0]).reviewed
+    assert not at.exception
