@@ -201,7 +201,10 @@ if not errors:
                                                float(v["iou_threshold"]), 0.05, key=k + "iou_threshold")
             extras["max_detections"] = c.number_input("Max boxes per photo", 1, 100, int(v["max_detections"]),
                                                       key=k + "max_detections")
-        submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+        busy_here = current is not None and current.active
+        submitted = st.form_submit_button("Queue another training run" if busy_here else "Start training",
+                                          type="secondary" if busy_here else "primary",
+                                          icon=":material/play_arrow:")
 
     if submitted:
         weights = {"imagenet": "imagenet", "none": "none"}.get(weights_choice, (weights_file or "").strip())

@@ -193,6 +193,8 @@ def test_submit_creates_a_job_shown_after_reload_and_cancel_works(ready, store, 
     assert "epoch 2/7" in at2.get("progress")[0].proto.text
     assert len(at2.get("vega_lite_chart")) == 2  # loss curve and metric curve
     assert "**Loss** (lower is better)" in texts(at2)
+    assert [b.label for b in at2.button if "training" in b.label.lower()] == \
+        ["Cancel training", "Queue another training run"]
     cancel = next(b for b in at2.button if b.label == "Cancel training")
     t0 = time.monotonic()
     cancel.click().run()
