@@ -310,3 +310,29 @@ def test_model_suggestions_are_unreviewed_until_accepted(detection, monkeypatch)
     _button(at, "accept").click().run()
     assert store.get_image(project, ids[0]).reviewed
     assert not at.exception
+
+
+def test_exif_rotated_photo_boxes_are_in_upright_pixels(env: Path, store: Store, raccoon_dir: Path):
+    """A photo stored sideways (EXIF orientation 6) is labelled upright: a box over the whole
+    canvas is the whole upright image."""
+    import io
+
+    from PIL import Image
+
+    src = Image.open(sorted((raccoon_dir / "images").glob("*.jpg"))[0]).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    buf = io.BytesIO()
+    src.save(buf, format="JPEG", exif=exif.tobytes())
+    data = buf.getvalue()
+    info = probe_image(data)
+    assert (info.width, info.height) == (src.height, src.width)
+    project = store.create_project("rotated", Task.DETECTION)
+    (iid,) = store.add_images(project, [NewImage(data, "sideways.jpg", info.width, info.height)]).image_ids
+    store.add_class(project, "raccoon")
+    at = _app()
+    m = _mapping(store, project, iid)
+    assert m.canvas_h > m.canvas_w  # portrait on screen, like the upright photo
+    _draw(at, [{"label": "raccoon", "left": 0, "top": 0, "width": m.canvas_w, "height": m.canvas_h}])
+    assert store.get_image(project, iid).boxes[0].box == Box(0, 0, info.width, info.height)
+    assert not at.exception
