@@ -124,31 +124,48 @@ def show_result(build_id: str) -> None:
         push_form(rec)
 
 
-def push_form(rec: dict) -> None:
+PUSH_RESULT = state.StateKey(KEY + "push_result", lambda: None)  # {"build", "ok", "message", "pull"}: no secret
+PUSH_REGISTRY, PUSH_USER, PUSH_PASSWORD = KEY + "push_registry", KEY + "push_user", KEY + "push_password"
+
+
+def _push(tag: str, build_id: str) -> None:
+    """The push button's callback: runs before the page, takes the password out of the widget state
+    at once (so it never outlives this call), pushes with it, keeps only the outcome."""
     from builder import docker as bd
 
+    registry = str(state.widget_value(PUSH_REGISTRY, "") or "").strip()
+    username = str(state.widget_value(PUSH_USER, "") or "").strip()
+    password = state.widget_value(PUSH_PASSWORD, "") or None
+    state.set_widget_value(PUSH_PASSWORD, "")
+    if not registry:
+        PUSH_RESULT.set({"build": build_id, "ok": False, "message": "Enter the registry's address."})
+        return
+    try:
+        res = bd.push(tag, registry, username or None, password)
+        PUSH_RESULT.set({"build": build_id, "ok": True, "pull": f"docker pull {res.reference}",
+                         "message": f"Pushed `{res.repository}:{res.tag}` — digest `{res.digest}`"})
+    except bd.PushError as exc:
+        PUSH_RESULT.set({"build": build_id, "ok": False, "message": str(exc)})
+    finally:
+        password = None
+
+
+def push_form(rec: dict) -> None:
     st.subheader("Push to a registry")
-    # clear_on_submit: the password leaves the widget state as soon as the push call has it
-    with st.form(KEY + "push", clear_on_submit=True):
+    with st.form(KEY + "push"):
         c1, c2, c3 = st.columns(3)
-        registry = c1.text_input("Registry (host:port)", placeholder="registry.example.com:5000")
-        username = c2.text_input("Username")
-        password = c3.text_input("Password", type="password")
-        pushed = st.form_submit_button("Push", icon=":material/cloud_upload:")
-    if pushed:
-        if not registry.strip():
-            st.error("Enter the registry's address.")
-            return
-        with st.spinner(f"Pushing {rec['tag']} to {registry} …"):
-            try:
-                res = bd.push(rec["tag"], registry.strip(), username.strip() or None, password or None)
-            except bd.PushError as exc:
-                st.error(str(exc))
-                return
-            finally:
-                password = None
-        st.success(f"Pushed `{res.repository}:{res.tag}` — digest `{res.digest}`")
-        st.code(f"docker pull {res.reference}", language="bash")
+        c1.text_input("Registry (host:port)", placeholder="registry.example.com:5000", key=PUSH_REGISTRY)
+        c2.text_input("Username", key=PUSH_USER)
+        c3.text_input("Password", type="password", key=PUSH_PASSWORD)
+        st.form_submit_button("Push", icon=":material/cloud_upload:", on_click=_push,
+                              args=(rec["tag"], rec["id"]))
+    outcome = PUSH_RESULT.get()
+    if outcome and outcome.get("build") == rec["id"]:
+        if outcome["ok"]:
+            st.success(outcome["message"])
+            st.code(outcome["pull"], language="bash")
+        else:
+            st.error(outcome["message"])
 
 
 def show_job(job, live: bool) -> None:

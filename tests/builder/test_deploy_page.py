@@ -39,6 +39,10 @@ def with_model(env, store: Store, tiny_artefact):
         r.wait(j.id, timeout=60)
 
 
+def field(at: AppTest, label: str):
+    return next(t for t in at.text_input if t.label == label)
+
+
 def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [m.value for m in at.caption] + [s.value for s in at.subheader]
     parts += [e.value for e in at.error] + [w.value for w in at.warning] + [i.value for i in at.info]
@@ -83,3 +87,38 @@ def test_bad_tag_is_refused_before_a_job(with_model, no_engine):
     assert not at.exception, at.exception
     assert "not a valid image reference" in texts(at)
     assert at.session_state["studio.deploy.job"] is None
+
+
+@pytest.mark.docker
+def test_push_form_pushes_and_forgets_the_password(with_model, store, offline_build, registry):
+    """A build job of the same context (docker's layer cache: quick), then the page's push form."""
+    from core.jobs import JobState, run_foreground
+
+    job = run_foreground(store, "build-image", {"artefact_id": "20261125-000000-tiny01", "profile": "offline",
+                                                "tag": offline_build["result"].tag, "smoke_test": False,
+                                                "base_image": offline_build["context"].spec.base_image})
+    assert job.state == JobState.SUCCEEDED, job.error
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["studio.deploy.job"] = job.id
+    at.run()
+    assert not at.exception, at.exception
+    assert "Push to a registry" in texts(at)
+    pw = registry["password"]
+    field(at, "Registry (host:port)").set_value(registry["address"])
+    field(at, "Username").set_value(registry["username"])
+    field(at, "Password").set_value("wrong-" + pw)
+    next(b for b in at.button if b.label == "Push").click().run()
+    assert "refused the credentials" in texts(at)
+    field(at, "Registry (host:port)").set_value(registry["address"])
+    field(at, "Username").set_value(registry["username"])
+    field(at, "Password").set_value(pw)
+    next(b for b in at.button if b.label == "Push").click().run()
+    assert not at.exception, at.exception
+    assert "digest `sha256:" in texts(at), texts(at)
+    # the form was cleared on submit: the password is in no widget or session value any more
+    assert field(at, "Password").value == ""
+    state = at.session_state._state.filtered_state  # every key the session holds (widgets included)
+    assert state and not [k for k, v in state.items() if pw in repr(v)]
+    for p in store.root.rglob("*"):
+        if p.is_file() and p.stat().st_size < 20_000_000:
+            assert pw.encode() not in p.read_bytes(), p
