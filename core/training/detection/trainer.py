@@ -1,0 +1,242 @@
+"""``train_detection(ctx, project, hp) -> artefact id``: data, training, int8 export, evaluation,
+manifest, publish -- the detection counterpart of ``core.training.classification``.
+
+Images used: those with at least one box of a project class (an image without boxes may simply
+not be labelled yet). ``hp.train_on == "all"``: every such image trains and is evaluated on;
+otherwise the train split trains, val drives early stopping / best weights, and the metrics are
+computed on test (else val, else train -- recorded as ``metrics.split``).
+
+Extra settings (``hp.extra``): ``resize`` ("stretch" | "letterbox"), ``min_scale`` / ``max_scale``
+(anchor scales), ``bn_momentum``, ``pos_iou`` / ``neg_iou``, ``warmup_fraction``, ``cache_side``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import artefacts
+from core.annotations import Project
+from core.training.hparams import DetectionHParams
+
+PREPARE = (0.0, 0.05)
+TRAIN = (0.05, 0.85)
+EXPORT = (0.85, 0.93)
+EVALUATE = (0.93, 0.99)
+
+
+def train_detection(ctx: Any, project: Project, hp: DetectionHParams) -> str:
+    """Train, export and evaluate a detector for ``project``; publish the artefact; return its id.
+
+    ``ctx`` is a ``core.jobs.JobContext``. Cancellation or any failure removes the partial
+    artefact folder; nothing is published.
+    """
+    if isinstance(hp, dict):
+        hp = DetectionHParams.from_dict(hp)
+    store = ctx.store
+    aid = artefacts.new_artefact_id()
+    partial = artefacts.partial_dir(store.root, aid)
+    try:
+        folder = _train(ctx, project, hp, aid, partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    artefacts.run_post_publish_hooks(folder, log=ctx.log)
+    return aid
+
+
+def _select(store: Any, project: Project, hp: DetectionHParams, labels: list[str]):
+    from core.training.detection.data import examples_from_records
+
+    records = [r for r in store.list_images(project) if any(a.box is not None for a in r.annotations)]
+    exs = {r.id: e for r, e in zip(records, examples_from_records(records, labels))}
+    with_boxes = [r for r in records if len(exs[r.id].labels) > 0]
+    if hp.train_on == "all":
+        train, val, test = with_boxes, [], []
+    else:
+        train = [r for r in with_boxes if r.split == "train"]
+        val = [r for r in with_boxes if r.split == "val"]
+        test = [r for r in with_boxes if r.split == "test"]
+    if hp.max_images:
+        rng = np.random.default_rng(hp.seed)
+        if len(train) > hp.max_images:
+            train = [train[i] for i in sorted(rng.choice(len(train), hp.max_images, replace=False))]
+    return ([exs[r.id] for r in train], [exs[r.id] for r in val], [exs[r.id] for r in test])
+
+
+def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: Path) -> Path:
+    from core.training.data import DatasetError
+    from core.training.detection.model import build_detector, check_image_size
+    from core.training.weights import resolve_weights
+
+    store = ctx.store
+    t_start = time.time()
+    work = Path(ctx.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    size = int(hp.image_size)
+    check_image_size(size)
+    extra = dict(hp.extra or {})
+    resize = extra.get("resize", "stretch")
+    if resize not in ("stretch", "letterbox"):
+        raise ValueError(f"resize must be 'stretch' or 'letterbox', not {resize!r}")
+
+    # -- data -------------------------------------------------------------------------------
+    ctx.progress(fraction=0.0, message="Collecting labelled images")
+    labels = list(store.label_map(project).contiguous())
+    if not labels:
+        raise DatasetError("The project has no classes: draw some boxes first.")
+    train_ex, val_ex, test_ex = _select(store, project, hp, labels)
+    if not train_ex:
+        raise DatasetError("No training images with boxes. Label some images (and assign splits) first.")
+    dataset_hash = store.dataset_hash(project)
+    n_boxes = int(sum(len(e.labels) for e in train_ex))
+    ctx.log(f"{len(labels)} classes; train {len(train_ex)} images ({n_boxes} boxes), val {len(val_ex)}, "
+            f"test {len(test_ex)}; input {size}x{size} ({resize})")
+    weights_path = resolve_weights(hp.weights, hp.alpha, size, log=ctx.log)
+    ctx.check_cancelled()
+
+    from core.training.detection.data import ImageCache
+
+    cache = ImageCache(store, max_side=int(extra.get("cache_side", 2 * size)))
+    all_ex = train_ex + val_ex + test_ex
+    for i, e in enumerate(all_ex):
+        cache.load(e.image_id)
+        if (i + 1) % 20 == 0 or i + 1 == len(all_ex):
+            ctx.check_cancelled()
+            ctx.progress(fraction=PREPARE[0] + (PREPARE[1] - PREPARE[0]) * (i + 1) / len(all_ex),
+                         message=f"Decoding images {i + 1}/{len(all_ex)}")
+
+    # -- model --------------------------------------------------------------------------------
+    import keras
+
+    from core.training.callbacks import make_best_weights_callback, make_progress_callback
+    from core.training.detection.anchors import AnchorSpec, generate_anchors
+    from core.training.detection.data import make_dataset, steps_per_epoch
+    from core.training.detection.loss import make_box_loss, make_focal_loss
+
+    keras.utils.set_random_seed(int(hp.seed))
+    bn_momentum = float(extra.get("bn_momentum", 0.99 if weights_path else 0.9))
+    ratios = tuple(float(r) for r in hp.aspect_ratios)
+    apl = len(ratios) + 1
+    det = build_detector(len(labels), size, float(hp.alpha), weights_path, anchors_per_location=apl,
+                         bn_momentum=bn_momentum)
+    spec = AnchorSpec(det.feature_sizes, ratios, float(extra.get("min_scale", 0.15)),
+                      float(extra.get("max_scale", 0.95)))
+    anchors = generate_anchors(spec)
+    batch = max(1, int(hp.batch_size))
+    steps = steps_per_epoch(len(train_ex), batch)
+    epochs = max(1, int(hp.epochs))
+    total_steps = steps * epochs
+    warmup = int(total_steps * float(extra.get("warmup_fraction", 0.05)))
+    lr = float(hp.learning_rate)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr * 0.1 if warmup else lr, decay_steps=max(1, total_steps - warmup),
+        alpha=0.01, warmup_target=lr if warmup else None, warmup_steps=warmup)
+    det.train_model.compile(
+        jit_compile=False,
+        optimizer=keras.optimizers.Adam(schedule, clipnorm=10.0),
+        loss=[make_box_loss(), make_focal_loss(float(hp.focal_alpha), float(hp.focal_gamma))])
+    pos_iou, neg_iou = float(extra.get("pos_iou", 0.5)), float(extra.get("neg_iou", 0.4))
+    common = dict(anchors=anchors, num_classes=len(labels), image_size=size, batch_size=batch,
+                  resize=resize, pos_iou=pos_iou, neg_iou=neg_iou)
+    train_ds = make_dataset(train_ex, cache, augment=bool(hp.augment), shuffle=True, seed=hp.seed, **common)
+    has_val = bool(val_ex)
+    val_ds = make_dataset(val_ex, cache, shuffle=False, **common) if has_val else None
+    monitor = "val_loss" if has_val else "loss"
+    best_path = work / "best.weights.h5"
+    callbacks = [
+        make_progress_callback(ctx, epochs, steps, every_n_batches=max(1, min(10, steps // 4 or 1)),
+                               fraction_range=TRAIN),
+    ]
+    if has_val:  # without validation data the last weights (end of the LR schedule) are kept
+        callbacks.append(make_best_weights_callback(str(best_path), monitor=monitor))
+    if has_val and hp.early_stopping_patience and hp.early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=int(hp.early_stopping_patience), restore_best_weights=True))
+    ctx.progress(fraction=TRAIN[0], epoch=0, total_epochs=epochs, message="Training")
+    t_fit = time.time()
+    hist = det.train_model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
+                               verbose=0)
+    fit_seconds = time.time() - t_fit
+    if best_path.exists():
+        det.train_model.load_weights(str(best_path))
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    epochs_run = len(next(iter(history.values()), []))
+    ctx.check_cancelled()
+
+    # -- export -------------------------------------------------------------------------------
+    from core.training.detection.data import model_input
+    from core.training.detection.export import export_int8
+    from core.training.detection.postprocess import PostprocessConfig
+
+    ctx.progress(fraction=EXPORT[0], message="Saving the float model")
+    det.model.save(partial / artefacts.FLOAT_MODEL)
+    cfg = PostprocessConfig(float(hp.score_threshold), float(hp.iou_threshold), int(hp.max_detections))
+    rng = np.random.default_rng(hp.seed)
+    n_rep = max(1, min(int(hp.representative_samples), len(train_ex)))
+    rep_idx = sorted(rng.choice(len(train_ex), n_rep, replace=False))
+    reps = [model_input(cache.load(train_ex[i].image_id), size, resize) for i in rep_idx]
+    ctx.progress(fraction=EXPORT[0] + 0.02, message="Converting to int8 TFLite (calibrating)")
+    info = export_int8(det.model, anchors, reps, partial / artefacts.INT8_MODEL, len(labels), cfg,
+                       work_dir=work)
+    ctx.check_cancelled()
+
+    # -- evaluate -----------------------------------------------------------------------------
+    from core.training.detection.evaluate import evaluate_examples
+
+    eval_split, eval_ex = "test", test_ex
+    if not eval_ex:
+        eval_split, eval_ex = ("val", val_ex) if val_ex else ("train", train_ex)
+    if hp.train_on == "all":
+        eval_split = "all"
+    ctx.progress(fraction=EVALUATE[0], message=f"Evaluating float and int8 models on the {eval_split} split")
+    ev = evaluate_examples(eval_ex, cache, labels, size, resize, anchors, cfg, model=det.model,
+                           tflite_path=partial / artefacts.INT8_MODEL)
+    metrics = {"float": ev["float"], "int8": ev["int8"], "split": eval_split}
+    ctx.check_cancelled()
+
+    # -- manifest + publish -------------------------------------------------------------------
+    artefacts.write_labels(partial, labels)
+    q_in = info["input"]
+    manifest: dict[str, Any] = {
+        "schema_version": artefacts.SCHEMA_VERSION, "id": aid, "task": "detection",
+        "project": project.name, "labels": labels, "input_size": [size, size], "resize": resize,
+        "hparams": hp.to_dict(), "dataset_hash": dataset_hash, "created": time.time(),
+        "job_id": getattr(ctx, "job_id", None),
+        "files": {"float": artefacts.FLOAT_MODEL, "int8": artefacts.INT8_MODEL, "labels": artefacts.LABELS},
+        "metrics": metrics, "history": history,
+        "quantization": {
+            "input": {"scale": q_in["scale"], "zero_point": q_in["zero_point"], "dtype": q_in["dtype"]},
+            "output": {"dtype": "float32", "postprocess_inputs": info["postprocess_inputs"]},
+        },
+        "detection": {
+            **cfg.to_dict(), "anchors": int(len(anchors)), "anchor_spec": spec.to_dict(),
+            "box_scales": [10.0, 10.0, 5.0, 5.0], "postprocess_op": "TFLite_Detection_PostProcess",
+            "use_regular_nms": False, "outputs": {"count": "output_0", "scores": "output_1",
+                                                  "classes": "output_2", "boxes": "output_3"},
+            "box_format": "ymin,xmin,ymax,xmax normalised to the model input",
+            "letterbox_anchor": "top-left" if resize == "letterbox" else None,
+        },
+        "model": {"architecture": "SSDLite MobileNetV2", "alpha": float(hp.alpha),
+                  "params": int(det.model.count_params()), "pretrained": weights_path is not None,
+                  "feature_sizes": list(det.feature_sizes), "ops": sorted(set(info["ops"]))},
+        "dataset": {"train": len(train_ex), "val": len(val_ex), "test": len(test_ex),
+                    "train_boxes": n_boxes, "train_on": hp.train_on},
+        "training": {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 2),
+                     "total_seconds": round(time.time() - t_start, 2),
+                     "images_per_second": round(epochs_run * len(train_ex) / fit_seconds, 2)
+                     if fit_seconds > 0 else None},
+    }
+    artefacts.write_json_atomic(partial / artefacts.MANIFEST, manifest)
+    ctx.check_cancelled()
+    folder = artefacts.publish(store.root, partial, aid)
+    f, q = ev["float"], ev["int8"]
+    ctx.progress(fraction=1.0, metrics={"mAP50": f["mAP50"], "int8_mAP50": q["mAP50"]},
+                 message=f"Done: float mAP@0.5 {f['mAP50'] or 0:.3f}, int8 mAP@0.5 {q['mAP50'] or 0:.3f} "
+                         f"on {eval_split}")
+    ctx.log(f"Published model {aid} at {folder}")
+    return folder
