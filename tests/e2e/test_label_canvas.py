@@ -144,3 +144,35 @@ def test_draw_navigate_reload_move_resize_delete(page, studio, raccoon_project, 
     page.get_by_text("0 boxes", exact=True).wait_for()
     screenshot(page, "label_canvas_deleted")
     assert "Traceback" not in studio.log()
+
+
+def test_classification_grid_bulk_assignment(page, studio, digits_dir: Path, screenshot):
+    """Classification: tick photos in the grid, assign a class to all of them in one click."""
+    store = studio.store
+    project = store.create_project("digits", Task.CLASSIFICATION)
+    items = []
+    for d in ("0", "1", "2", "3"):
+        for f in sorted((digits_dir / d).iterdir())[:15]:
+            data = f.read_bytes()
+            info = probe_image(data)
+            items.append(NewImage(data, f"{d}/{f.name}", info.width, info.height, split="train"))
+    ids = store.add_images(project, items).image_ids
+    for c in ("zero", "one", "two", "three"):
+        store.add_class(project, c)
+    t0 = time.monotonic()
+    page.goto(studio.page_url("label"))
+    page.locator(f".st-key-studio-label-pick-{ids[0]}").wait_for()
+    page.locator(f".st-key-studio-label-pick-{ids[23]}").wait_for()
+    first_render = time.monotonic() - t0
+    for iid in ids[:3]:
+        page.locator(f".st-key-studio-label-pick-{iid} label").click()
+        page.wait_for_timeout(300)
+    page.get_by_text("Assign to 3 selected").wait_for()
+    page.locator(".st-key-studio-label-bulk_assign button").click()
+    wait_for(lambda: sum(1 for r in store.list_images(project) if r.class_label) == 3,
+             what="three labelled photos")
+    assert {store.get_image(project, i).class_label for i in ids[:3]} == {"zero"}
+    page.get_by_text("3 / 60 labelled (5%)").wait_for()
+    screenshot(page, "label_classification_grid")
+    assert first_render < 30, first_render
+    assert "Traceback" not in studio.log()
