@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import streamlit as st
 from PIL import Image
@@ -16,11 +17,8 @@ from pages._shared import preview as pv
 from pages._shared import state
 
 SOURCES = ("Sample from the project", "Upload a photo", "Take a photo (camera)", "Live webcam")
-LIVE_HELP = (
-    "A live webcam stream needs the `streamlit-webrtc` package (WebRTC: browser camera -> this server). "
-    "It is not installed in this studio, so use **Take a photo** (one frame at a time) or upload photos. "
-    "To try it: `pip install streamlit-webrtc` in the studio's environment and reload this page.")
 DISPLAY_SIDE = 720
+STUN_ENV = "STUDIO_WEBRTC_STUN"  # optional STUN server for the live webcam (none by default: no calls out)
 
 store = state.get_store()
 st.title("Preview")
@@ -133,11 +131,15 @@ def _sample_image() -> tuple[Image.Image | None, str | None]:
 
 
 def _live_webcam() -> None:
+    why_not = pv.webrtc_status()
+    if why_not:
+        st.info(why_not)
+        return
     try:
         import av  # noqa: F401
         from streamlit_webrtc import WebRtcMode, webrtc_streamer
-    except ImportError:
-        st.info(LIVE_HELP)
+    except ImportError as exc:
+        st.info(f"{pv.WEBRTC_MISSING} ({exc})")
         return
 
     def on_frame(frame):
@@ -148,10 +150,17 @@ def _live_webcam() -> None:
 
         return _av.VideoFrame.from_image(img)
 
-    st.caption("Each frame goes through the same predictor; its latency is written on the frame.")
-    webrtc_streamer(key="studio.preview.webrtc", mode=WebRtcMode.SENDRECV, video_frame_callback=on_frame,
-                    media_stream_constraints={"video": True, "audio": False},
-                    rtc_configuration={"iceServers": []})
+    stun = os.environ.get(STUN_ENV, "").strip()
+    st.caption("Each frame goes through the same predictor; its latency and the device are written on the "
+               "frame. The browser streams the camera straight to this server (WebRTC): that works on the "
+               "same machine or LAN; across NAT set " + f"`{STUN_ENV}` (e.g. `stun:stun.example.org:3478`).")
+    try:
+        webrtc_streamer(key="studio.preview.webrtc", mode=WebRtcMode.SENDRECV, video_frame_callback=on_frame,
+                        media_stream_constraints={"video": True, "audio": False},
+                        rtc_configuration={"iceServers": [{"urls": [stun]}] if stun else []})
+    except Exception as exc:  # noqa: BLE001 - a third-party component: say it, keep the page
+        st.warning(f"The live webcam could not start here ({type(exc).__name__}: {exc}). "
+                   "Use **Take a photo** instead.")
 
 
 def _draw(img: Image.Image, pred) -> Image.Image:

@@ -5,6 +5,8 @@ The only Preview code touching ``st.session_state`` / ``st.cache_resource`` (the
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,41 @@ WINDOW_WIDGET = "studio.preview.window"
 UPLOAD_WIDGET = "studio.preview.upload"
 CAMERA_WIDGET = "studio.preview.camera"
 RUNS_WIDGET = "studio.preview.runs"
+
+
+WEBRTC_MISSING = (
+    "A live webcam stream needs the `streamlit-webrtc` package (WebRTC: browser camera -> this server), "
+    "which is not installed here. Use **Take a photo** (one frame at a time) or upload photos; or "
+    "`pip install streamlit-webrtc` in the studio's environment and restart it.")
+WEBRTC_AFTER_TF = (
+    "The live webcam is off in this server process: TensorFlow was loaded (a model was trained) before "
+    "the WebRTC stack, and importing aiortc after TensorFlow crashes the process (a segfault in "
+    "pylibsrtp's init). Restart the studio and open Preview before training — or use **Take a photo**.")
+
+
+def _preload_webrtc() -> None:
+    """Import the WebRTC stack while it is still safe (before TensorFlow); aiortc then TF is fine."""
+    if "tensorflow" in sys.modules or "aiortc" in sys.modules:
+        return
+    if importlib.util.find_spec("streamlit_webrtc") is None:
+        return
+    try:
+        import aiortc  # noqa: F401
+        import streamlit_webrtc  # noqa: F401
+    except Exception:  # noqa: BLE001 - the page says why the live mode is off
+        pass
+
+
+def webrtc_status() -> str | None:
+    """None when the live webcam can be used, else why not (shown on the page)."""
+    if importlib.util.find_spec("streamlit_webrtc") is None:
+        return WEBRTC_MISSING
+    if "aiortc" not in sys.modules and "tensorflow" in sys.modules:
+        return WEBRTC_AFTER_TF
+    return None
+
+
+_preload_webrtc()
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
