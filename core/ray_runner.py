@@ -254,12 +254,13 @@ class RayRunner:
                 if "already exists" in str(exc):
                     return f"studio-{job.id}"
                 reason = _short(exc)
+                self.table.update(job.id, message=f"Waiting for the Ray cluster at {self.address}: {reason}. "
+                                                  f"Retrying every {self.retry_interval:.0f} s — cancel to give up.")
+                self.table.add_log(job.id, f"cluster unreachable: {reason}")
                 if time.monotonic() >= deadline:
                     raise ClusterUnreachable(
                         f"the Ray cluster at {self.address} could not be reached for "
                         f"{self.submit_timeout:.0f} s ({reason})") from None
-                self.table.update(job.id, message=f"Waiting for the Ray cluster at {self.address}: {reason}. "
-                                                  f"Retrying every {self.retry_interval:.0f} s — cancel to give up.")
                 if cancel.wait(self.retry_interval):
                     return None
 

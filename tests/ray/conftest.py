@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ def ray_address(tmp_path_factory):
     if not ray_head.loopback_only():
         pytest.fail("the Ray tests must run in a loopback-only network namespace: "
                     "unshare -n -- bash -c 'ip link set lo up && .venv/bin/python -m pytest -m ray tests/ray'")
-    home = tmp_path_factory.mktemp("rayhead")
+    home = Path(tempfile.mkdtemp(prefix="rh", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
     url = ray_head.start(home)
     yield url
     ray_head.stop(home)
