@@ -221,9 +221,7 @@ def _visible_ids(store: Store, project: Project, flt: dict) -> list[str]:
     image under the "Unlabelled" filter does not whisk it away mid-edit)."""
     ids = store.image_ids(project, **flt)
     cur = ls.current_id()
-    key = tuple(sorted(flt.items(), key=lambda kv: kv[0]))
-    same_filter = ls.value(ls.P + "last_filter") == key
-    st.session_state[ls.P + "last_filter"] = key
+    same_filter = ls.filters_unchanged(flt)
     if same_filter and cur and cur not in ids:
         keep = set(ids) | {cur}
         ids = [i for i in store.image_ids(project) if i in keep]
@@ -460,7 +458,7 @@ def classification_page(store: Store, project: Project) -> None:
                 st.image(ls.grid_thumbnail(store, rec.id), caption=rec.filename,
                          width="stretch")
                 pick_key = ls.PICK_PREFIX + rec.id
-                if pick_key not in st.session_state:
+                if ls.value(pick_key) is None:
                     ls.set_value(pick_key, rec.id in selected)
                 st.checkbox("Select", key=pick_key, on_change=ls.toggle_pick, args=(rec.id,))
                 current = rec.class_label

@@ -93,6 +93,7 @@ NOTICES: StateKey[list[tuple[str, str]]] = StateKey(P + "notices", list)
 GRID_SELECTED: StateKey[set[str]] = StateKey(P + "grid_selected", set)
 QUERY_READ: StateKey[bool] = StateKey(P + "query_read", lambda: False)
 PENDING_IMAGE: StateKey[str | None] = StateKey(P + "pending_image", lambda: None)
+LAST_FILTERS: StateKey[tuple | None] = StateKey(P + "last_filters", lambda: None)
 
 
 # -- current image -------------------------------------------------------------------
@@ -200,6 +201,14 @@ def ensure_choice(key: str, options: list[Any], default: Any) -> None:
     """Reset a selector whose stored value is no longer among ``options``."""
     if st.session_state.get(key) not in options:
         st.session_state[key] = default
+
+
+def filters_unchanged(filters: dict) -> bool:
+    """True when ``filters`` are the same as in the previous run (and remember them)."""
+    key = tuple(sorted(filters.items()))
+    same = LAST_FILTERS.get() == key
+    LAST_FILTERS.set(key)
+    return same
 
 
 # -- grid selection ------------------------------------------------------------------------

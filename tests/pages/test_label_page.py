@@ -336,3 +336,31 @@ def test_exif_rotated_photo_boxes_are_in_upright_pixels(env: Path, store: Store,
     _draw(at, [{"label": "raccoon", "left": 0, "top": 0, "width": m.canvas_w, "height": m.canvas_h}])
     assert store.get_image(project, iid).boxes[0].box == Box(0, 0, info.width, info.height)
     assert not at.exception
+
+
+def test_labelled_photo_stays_open_under_the_unlabelled_filter(detection):
+    store, project, ids = detection
+    at = _app()
+    at.selectbox(key="studio.label.f_status").select("Unlabelled").run()
+    _draw(at, [{"label": "raccoon", "left": 20, "top": 30, "width": 100, "height": 80}])
+    at.run()
+    assert _current(at) == ids[0]  # not whisked away while the user is still on it
+    _button(at, "next").click().run()
+    assert _current(at) == ids[1]
+    assert _button(at, "prev").disabled  # once left, the labelled photo is filtered out again
+    assert at.number_input(key="studio.label.jump").max == 3
+    assert not at.exception
+
+
+def test_canvas_size_change_rebuilds_the_canvas_from_the_store(detection):
+    store, project, ids = detection
+    at = _app()
+    _draw(at, [{"label": "raccoon", "left": 20, "top": 30, "width": 100, "height": 80}])
+    s = at.session_state[SYNC]
+    epoch, saved = s.epoch, list(store.get_image(project, ids[0]).annotations)
+    assert s.shown == []  # the canvas keeps its own drawing: no reload while drawing
+    at.select_slider(key="studio.label.size").set_value("Large").run()
+    s = at.session_state[SYNC]
+    assert s.epoch > epoch and s.shown == saved
+    assert store.get_image(project, ids[0]).annotations == tuple(saved)  # nothing changed
+    assert not at.exception
