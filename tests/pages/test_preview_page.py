@@ -120,3 +120,111 @@ def test_live_webcam_explains_itself(studio):
     else:  # the component needs a real server runtime and browser (test_live_webcam_in_a_real_browser);
         # under AppTest (a mocked runtime) the page says it could not start, and keeps working
         assert any("Each frame goes through the same predictor" in c.value for c in at.caption)
+
+
+# -- the live webcam in a real browser ------------------------------------------------------------
+DRIVER = r'''
+import json, os, signal, socket, subprocess, sys, time
+from playwright.sync_api import sync_playwright
+
+root, data, sc, shot, log = sys.argv[1:6]
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+env = {**os.environ, "STUDIO_DATA_DIR": data, "PYTHONPATH": sc}
+env.pop("STUDIO_PASSWORD", None)
+with open(log, "w") as fh:
+    srv = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+                            "--server.port", str(port), "--server.headless", "true",
+                            "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+                           cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT)
+out = {}
+try:
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close(); break
+        except OSError:
+            time.sleep(0.5)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium"), args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", "--allow-loopback-in-peer-connection",
+            "--disable-features=WebRtcHideLocalIpsWithMdns"])
+        pg = b.new_context(viewport={"width": 1400, "height": 1300}, permissions=["camera"]).new_page()
+        states = []
+        pg.on("console", lambda m: states.append(m.text) if "connectionstatechange" in m.text else None)
+        pg.goto(url + "/", timeout=90000); pg.wait_for_timeout(4000)
+        pg.goto(url + "/preview", timeout=90000)
+        pg.get_by_text("Live webcam").click(timeout=90000)
+        pg.frame_locator("iframe").first.get_by_role("button", name="START").click(timeout=90000)
+        videos = []
+        for _ in range(60):
+            pg.wait_for_timeout(1000)
+            videos = []
+            for f in pg.frames:
+                try:
+                    videos += f.evaluate("() => Array.from(document.querySelectorAll('video'))"
+                                         ".map(v => [v.readyState, v.currentTime, v.videoWidth])")
+                except Exception:
+                    pass
+            if any(v[0] >= 2 and v[1] > 3 for v in videos):
+                break
+        pg.screenshot(path=shot, full_page=True)
+        out = {"videos": videos, "states": states}
+        b.close()
+finally:
+    srv.send_signal(signal.SIGTERM)
+    try:
+        srv.wait(15)
+    except subprocess.TimeoutExpired:
+        srv.kill()
+print("RESULT " + json.dumps(out))
+'''
+
+SITECUSTOMIZE = '''# test-only: let aioice offer 127.0.0.1 (it skips loopback) so WebRTC stays on loopback
+try:
+    import aioice.ice as _ice
+    _ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
+except Exception:
+    pass
+'''
+
+
+@pytest.mark.e2e
+def test_live_webcam_in_a_real_browser(studio: Store, tmp_path: Path, output_dir: Path):
+    """streamlit-webrtc with Streamlit 1.67: Chromium's fake camera -> WebRTC -> the predictor -> back.
+
+    Runs in a private network namespace that has only ``lo`` (``unshare -n``), with aioice told to
+    offer 127.0.0.1 and Chromium allowed to use loopback, so all traffic stays on 127.0.0.1.
+    """
+    import importlib.util
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("streamlit_webrtc") is None:
+        pytest.skip("streamlit-webrtc is not installed (the page explains the live mode is off)")
+    if not Path("/usr/bin/chromium").exists() or shutil.which("unshare") is None:
+        pytest.skip("needs Debian's chromium and unshare")
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a private network namespace here: {probe.stderr.decode()[:200]}")
+    sc = tmp_path / "sc"
+    sc.mkdir()
+    (sc / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    shot, log = output_dir / "preview_live_webcam.png", tmp_path / "server.log"
+    root = Path(__file__).resolve().parents[2]
+    cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, str(driver),
+           str(root), str(studio.root), str(sc), str(shot), str(log)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    assert line, f"driver failed: {r.stdout[-2000:]} {r.stderr[-2000:]} {log.read_text()[-2000:]}"
+    res = json.loads(line.removeprefix("RESULT "))
+    assert any("connected" in s for s in res["states"]), res
+    assert any(v[0] >= 2 and v[1] > 3 and v[2] > 0 for v in res["videos"]), res
+    server_log = log.read_text(errors="replace")
+    assert "Traceback" not in server_log, server_log[-3000:]
