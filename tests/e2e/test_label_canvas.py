@@ -176,3 +176,33 @@ def test_classification_grid_bulk_assignment(page, studio, digits_dir: Path, scr
     screenshot(page, "label_classification_grid")
     assert first_render < 30, first_render
     assert "Traceback" not in studio.log()
+
+
+def test_two_sessions_do_not_overwrite_each_other(browser, studio, raccoon_project, screenshot):
+    """Two browsers on the same photo: the second save is refused and explained, not applied."""
+    store, project, ids = raccoon_project
+    pages = []
+    for _ in range(2):
+        ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+        pg = ctx.new_page()
+        pg.set_default_timeout(20_000)
+        pg.goto(studio.page_url("label"))
+        pages.append(pg)
+    try:
+        a, b = pages
+        bb_a, bb_b = open_image(a, ids[0]), open_image(b, ids[0])
+        x, y = math.ceil(bb_a["x"]) + 60, math.ceil(bb_a["y"]) + 60
+        drag(a, x, y, x + 120, y + 100)
+        first = wait_for(lambda: store.get_image(project, ids[0]).boxes, what="A's box")
+        x, y = math.ceil(bb_b["x"]) + 300, math.ceil(bb_b["y"]) + 150
+        drag(b, x, y, x + 90, y + 90)
+        b.get_by_text("someone else changed this photo").wait_for()
+        assert store.get_image(project, ids[0]).boxes == first  # B's box was not saved over A's
+        screenshot(b, "label_conflict", full_page=False)
+        b.locator(".st-key-studio-label-load_theirs button").click()
+        b.get_by_text("1 box", exact=True).wait_for()
+        assert store.get_image(project, ids[0]).boxes == first
+        assert "Traceback" not in studio.log()
+    finally:
+        for pg in pages:
+            pg.context.close()
