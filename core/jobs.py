@@ -8,7 +8,7 @@ same data directory sees the same jobs.
 
 States and the only allowed moves (``TRANSITIONS``)::
 
-    queued  -> running | cancelled
+    queued  -> running | cancelled | failed   (failed: it could not even start, e.g. no cluster)
     running -> succeeded | failed | cancelled | interrupted
 
 Threading: ``LocalRunner`` owns ``max_concurrent`` worker threads fed by a queue
@@ -78,7 +78,7 @@ class JobState(str, Enum):
 
 #: The one table of allowed state changes.
 TRANSITIONS: dict[JobState, set[JobState]] = {
-    JobState.QUEUED: {JobState.RUNNING, JobState.CANCELLED},
+    JobState.QUEUED: {JobState.RUNNING, JobState.CANCELLED, JobState.FAILED},
     JobState.RUNNING: {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED},
     JobState.SUCCEEDED: set(),
     JobState.FAILED: set(),
@@ -265,6 +265,11 @@ def new_job_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
 
 
+#: Runners whose jobs run inside a studio process (a dead process means a dead job). Jobs of
+#: other runners (Ray) live on elsewhere: their runner re-attaches to them instead.
+LOCAL_RUNNERS = ("local", "foreground")
+
+
 # -- the database layer ---------------------------------------------------------
 class JobTable:
     """Job records, events and logs in ``studio.db``; usable by any runner (local, Ray …)."""
@@ -422,7 +427,8 @@ class JobTable:
         """
         done = []
         with self.connect() as conn:
-            rows = conn.execute("SELECT * FROM jobs WHERE state=?", (JobState.RUNNING.value,)).fetchall()
+            rows = conn.execute("SELECT * FROM jobs WHERE state=? AND runner IN (?, ?)",
+                                (JobState.RUNNING.value, *LOCAL_RUNNERS)).fetchall()
         for r in rows:
             if owner_alive(r["owner_pid"], r["owner_token"], r["owner_host"], r["owner_start"], r["heartbeat"]):
                 continue
@@ -438,10 +444,10 @@ class JobTable:
         return done
 
     def orphaned_queued(self) -> list[str]:
-        """Queued jobs whose owner process is gone, oldest first."""
+        """Queued local jobs whose owner process is gone, oldest first."""
         with self.connect() as conn:
-            rows = conn.execute("SELECT * FROM jobs WHERE state=? ORDER BY created",
-                                (JobState.QUEUED.value,)).fetchall()
+            rows = conn.execute("SELECT * FROM jobs WHERE state=? AND runner IN (?, ?) ORDER BY created",
+                                (JobState.QUEUED.value, *LOCAL_RUNNERS)).fetchall()
         return [r["id"] for r in rows if not owner_alive(
             r["owner_pid"], r["owner_token"], r["owner_host"], r["owner_start"], r["heartbeat"])]
 

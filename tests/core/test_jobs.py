@@ -55,7 +55,8 @@ def wait_for(pred, timeout=10.0):
 
 
 # -- the state machine --------------------------------------------------------------
-ALLOWED = [("queued", "running"), ("queued", "cancelled"), ("running", "succeeded"), ("running", "failed"),
+ALLOWED = [("queued", "running"), ("queued", "cancelled"), ("queued", "failed"), ("running", "succeeded"),
+           ("running", "failed"),
            ("running", "cancelled"), ("running", "interrupted")]
 
 
@@ -283,6 +284,21 @@ def test_start_marks_dead_running_jobs_interrupted_and_removes_partials(store):
         assert "process" in job.message and job.finished is not None and job.eta is None
         assert not partial.exists()
         assert [e["state"] for e in r.events(jid) if e["type"] == "state"][-1] == "interrupted"
+    finally:
+        r.stop(timeout=5)
+
+
+def test_local_recovery_leaves_cluster_jobs_to_their_runner(store):
+    """A Ray job outlives the studio process that followed it: the Ray runner re-attaches to it."""
+    t = JobTable(store)
+    running = t.create("train", {"project": "p"}, "p", "ray")
+    t.transition(running, JobState.RUNNING)
+    queued = t.create("train", {"project": "p"}, "p", "ray")
+    for jid in (running, queued):
+        t.update(jid, owner_pid=dead_pid(), owner_token="a-dead-process", owner_host=jobs.HOST, owner_start="1")
+    r = LocalRunner(store).start()
+    try:
+        assert r.get(running).state is JobState.RUNNING and r.get(queued).state is JobState.QUEUED
     finally:
         r.stop(timeout=5)
 
