@@ -230,12 +230,41 @@ def source_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
+_FROM_CORE = re.compile(r"^\s*from\s+core(?:\.(\w+))?[\w.]*\s+import\s+\(?([\w\s,]+)", re.M)
+_IMPORT_CORE = re.compile(r"^\s*import\s+core\.(\w+)", re.M)
+
+
+def _core_imports_by_text(text: str) -> set[str]:
+    """The same as the AST walk, from import lines (the fallback when ast.parse is unavailable)."""
+    found = set(_IMPORT_CORE.findall(text))
+    for sub, names in _FROM_CORE.findall(text):
+        if sub:
+            found.add(sub)
+        else:
+            found.update(n.strip() for n in names.replace("\n", ",").split(",") if n.strip().isidentifier())
+    return found
+
+
+def _parse(text: str, filename: str) -> ast.AST | None:
+    # CPython 3.11 < 3.11.8 can raise "SystemError: AST constructor recursion depth mismatch" when
+    # two threads parse at once (a build job next to Streamlit's script thread): retry, then fall back.
+    for attempt in range(3):
+        try:
+            return ast.parse(text, filename=filename)
+        except SystemError:
+            time.sleep(0.05 * (attempt + 1))
+    return None
+
+
 def _core_imports(py_file: Path) -> set[str]:
     """Names of core modules a file imports (``core.boxes`` -> ``boxes``), lazy imports included."""
+    text = py_file.read_text(encoding="utf-8")
     try:
-        tree = ast.parse(py_file.read_text(encoding="utf-8"), filename=str(py_file))
+        tree = _parse(text, str(py_file))
     except SyntaxError as exc:
         raise ContextError(f"cannot ship {py_file}: {exc}") from None
+    if tree is None:
+        return _core_imports_by_text(text)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

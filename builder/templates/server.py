@@ -3,7 +3,8 @@
     GET  /healthz       liveness: {"ok": true, "device": ...}
     GET  /v1/model      labels, task, input size, device in use, versions
     POST /v1/predict    an image body (image/*, application/octet-stream) or multipart/form-data
-                        with a file part -> classes or detections in original-image pixels
+                        with a file part -> classes or detections in original-image pixels;
+                        optional query: ?threshold=0.5 (minimum score) &top_k=3
 
 The model runs through ``coral_runtime.predictor.Predictor``: on the Edge TPU when one is
 present (and the model was compiled for it), on the CPU otherwise. One Predictor (one
@@ -178,9 +179,11 @@ class ModelService:
                 Image.DecompressionBombError) as exc:
             raise ApiError(400, f"not a readable image: {exc}") from None
 
-    def predict(self, image) -> dict[str, Any]:
+    def predict(self, image, **options: Any) -> dict[str, Any]:
+        """Run the model; ``options`` (threshold, top_k) go to Predictor.predict when given."""
+        kwargs = {k: v for k, v in options.items() if v is not None}
         with self.lock:
-            pred = self.predictor.predict(image)
+            pred = self.predictor.predict(image, **kwargs)
             self.requests += 1
         out = _jsonable(pred.to_dict() if callable(getattr(pred, "to_dict", None)) else pred)
         if not isinstance(out, dict):
@@ -204,6 +207,29 @@ def _multipart_file(content_type: str, body: bytes) -> bytes:
         if payload:
             return payload
     raise ApiError(400, "multipart body has no file part (use the field name 'image')")
+
+
+def _query_options(path: str) -> dict[str, Any]:
+    """``?threshold=0.5&top_k=3`` -> {"threshold": 0.5, "top_k": 3}; ApiError(400) for bad values."""
+    from urllib.parse import parse_qs, urlsplit
+
+    query = parse_qs(urlsplit(path).query)
+    out: dict[str, Any] = {}
+    if "threshold" in query:
+        try:
+            out["threshold"] = float(query["threshold"][-1])
+        except ValueError:
+            raise ApiError(400, "threshold must be a number between 0 and 1") from None
+        if not 0.0 <= out["threshold"] <= 1.0:
+            raise ApiError(400, "threshold must be a number between 0 and 1")
+    if "top_k" in query:
+        try:
+            out["top_k"] = int(query["top_k"][-1])
+        except ValueError:
+            raise ApiError(400, "top_k must be a positive integer") from None
+        if out["top_k"] < 1:
+            raise ApiError(400, "top_k must be a positive integer")
+    return out
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -311,7 +337,7 @@ class Handler(BaseHTTPRequestHandler):
         if ctype.lower().startswith("multipart/form-data"):
             body = _multipart_file(ctype, body)
         image = self.service.decode(body)
-        self._send_json(200, self.service.predict(image))
+        self._send_json(200, self.service.predict(image, **_query_options(self.path)))
 
 
 def make_server(service: ModelService, host: str, port: int, max_body: int = DEFAULT_MAX_BODY) -> ThreadingHTTPServer:

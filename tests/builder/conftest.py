@@ -98,6 +98,22 @@ def _run(cmd: list[str], env: dict | None = None, timeout: float = 600) -> subpr
     return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
+def remove_test_images(client) -> None:
+    """Remove every image tagged by these tests (studio-test/…, also as pushed to a test registry),
+    then the untagged images that carry our labels; the build cache of the wheel stage stays."""
+    for img in client.images.list():
+        for tag in img.tags:
+            if tag.startswith("studio-test/") or "/studio-test/" in tag:
+                try:
+                    client.images.remove(tag, force=True)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+    try:
+        client.images.prune(filters={"dangling": True, "label": "org.edgetpu-studio.model.profile"})
+    except Exception:  # noqa: BLE001
+        pass
+
+
 @pytest.fixture(scope="session")
 def docker_client(tmp_path_factory):
     """A docker client; starts dockerd (no bridge, no iptables) when none answers and stops it at the end."""
@@ -115,6 +131,7 @@ def docker_client(tmp_path_factory):
             pytest.skip(f"dockerd could not be started: {proc.stderr.strip()[-500:]}")
     client = engine.require_engine()
     yield client
+    remove_test_images(client)
     client.close()
     if run_dir is not None:
         _run(["bash", str(SCRIPTS / "stop_dockerd.sh")], env={"STUDIO_DOCKER_RUN_DIR": str(run_dir)}, timeout=60)

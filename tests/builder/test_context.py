@@ -140,3 +140,12 @@ def test_ship_runtime_follows_core_imports(tmp_path):
     (fake / "core" / "more.py").write_text("")
     got = bc.ship_runtime(tmp_path / "dest", src_root=fake)
     assert "core/extra.py" in got and "core/more.py" in got and "core/boxes.py" in got
+
+
+def test_import_scan_by_text_matches_the_ast_walk():
+    """The fallback scanner (used when ast.parse hits CPython 3.11's thread bug) finds the same modules."""
+    for f in bc._py_files(bc.source_root() / "coral_runtime"):
+        text = f.read_text(encoding="utf-8")
+        assert bc._core_imports_by_text(text) == bc._core_imports(f), f
+    sample = "from core import (boxes,\n    annotations)\nimport core.extra as x\nfrom core.more.sub import y\n"
+    assert bc._core_imports_by_text(sample) == {"boxes", "annotations", "extra", "more"}

@@ -91,11 +91,13 @@ def test_bad_tag_is_refused_before_a_job(with_model, no_engine):
 
 @pytest.mark.docker
 def test_push_form_pushes_and_forgets_the_password(with_model, store, offline_build, registry):
-    """A build job of the same context (docker's layer cache: quick), then the page's push form."""
+    """A build job of the same model (docker's layer cache: quick; its own tag, so the session image
+    stays as it is), then the page's push form."""
     from core.jobs import JobState, run_foreground
 
     job = run_foreground(store, "build-image", {"artefact_id": "20261125-000000-tiny01", "profile": "offline",
-                                                "tag": offline_build["result"].tag, "smoke_test": False,
+                                                "tag": offline_build["result"].tag.replace("tiny-offline", "tiny-page"),
+                                                "smoke_test": False,
                                                 "base_image": offline_build["context"].spec.base_image})
     assert job.state == JobState.SUCCEEDED, job.error
     at = AppTest.from_file(PAGE, default_timeout=120)

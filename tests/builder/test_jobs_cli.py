@@ -82,7 +82,8 @@ def test_cli_push_with_a_wrong_password_says_so(offline_build, registry, tiny_ar
     env.pop("STUDIO_REGISTRY_PASSWORD", None)
     proc = subprocess.run(
         [sys.executable, "-m", "core", "build-image", "--data-dir", str(tmp_path / "data"), "--model",
-         str(tiny_artefact), "--tag", offline_build["result"].tag, "--no-smoke-test", "--quiet",
+         str(tiny_artefact), "--tag", offline_build["result"].tag.replace("tiny-offline", "tiny-wrongpw"),
+         "--no-smoke-test", "--quiet",
          "--base-image", offline_build["context"].spec.base_image,
          "--push", registry["address"], "--username", registry["username"]],
         input="not-the-password\n", capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)

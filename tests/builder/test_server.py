@@ -83,6 +83,15 @@ def test_predict_raw_and_multipart_equal_in_app_predictor(server, tiny_artefact,
     assert [c["score"] for c in multi["classes"]] == [c["score"] for c in raw["classes"]]
 
 
+def test_query_options(server, raccoon_jpeg):
+    status, out = http_json("POST", server["base"] + "/v1/predict?top_k=1", raccoon_jpeg, "image/jpeg")
+    assert status == 200 and len(out["classes"]) == 1
+    status, out = http_json("POST", server["base"] + "/v1/predict?threshold=0.99", raccoon_jpeg, "image/jpeg")
+    assert status == 200 and out["classes"] == []
+    for bad in ("?threshold=2", "?threshold=x", "?top_k=0", "?top_k=x"):
+        assert http_json("POST", server["base"] + "/v1/predict" + bad, raccoon_jpeg, "image/jpeg")[0] == 400
+
+
 def test_errors_are_json(server):
     status, err = http_json("POST", server["base"] + "/v1/predict", b"this is not an image", "image/jpeg")
     assert status == 400 and "image" in err["error"] and err["status"] == 400
