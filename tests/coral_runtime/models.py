@@ -237,3 +237,29 @@ def trained_colour_classifier(size: int = 32, epochs: int = 25) -> bytes:
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     model.fit(x, y, epochs=epochs, batch_size=8, verbose=0)
     return convert_int8(model, (size, size, 3), representative=x)
+
+
+def strided_slice_model() -> bytes:
+    """A stride-2 slice (x[:, ::2]) after a conv: STRIDED_SLICE with strides != 1."""
+    import keras
+
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inp)
+    x = keras.layers.Lambda(lambda t: t[:, ::2, :, :])(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(2)(x)
+    return convert_int8(keras.Model(inp, out), (16, 16, 3))
+
+
+def softmax_2d_model() -> bytes:
+    """A softmax over a [1, 4, 6] tensor (per-row): SOFTMAX must be 1-D on the Edge TPU. (Batch 1
+    is fixed, else the Reshape needs a SHAPE op, which preflight rightly reports first.)"""
+    import keras
+
+    inp = keras.Input((8, 8, 3), batch_size=1)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(24)(x)
+    x = keras.layers.Reshape((4, 6))(x)
+    out = keras.layers.Softmax(axis=-1)(x)
+    return convert_int8(keras.Model(inp, out), (8, 8, 3))

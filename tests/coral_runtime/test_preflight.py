@@ -86,3 +86,16 @@ def test_not_a_model(tmp_path):
     p.write_bytes(b"not a flatbuffer at all")
     with pytest.raises(PreflightError):
         preflight(p)
+
+
+def test_strided_slice_with_stride_2_is_cut(tmp_path):
+    r = preflight(_write(tmp_path, "ss", M.strided_slice_model()))
+    assert r.first_cpu_op is not None and r.first_cpu_op.op == "STRIDED_SLICE"
+    assert "must all be 1" in r.first_cpu_reason
+    assert [o.placement for o in r.ops[:r.first_cpu_op.index]] == ["tpu"] * r.first_cpu_op.index
+
+
+def test_softmax_over_a_2d_tensor_is_cut(tmp_path):
+    r = preflight(_write(tmp_path, "sm", M.softmax_2d_model()))
+    assert r.first_cpu_op is not None and r.first_cpu_op.op == "SOFTMAX"
+    assert "must be 1-D" in r.first_cpu_reason
