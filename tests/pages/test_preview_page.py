@@ -228,3 +228,35 @@ def test_live_webcam_in_a_real_browser(studio: Store, tmp_path: Path, output_dir
     assert any(v[0] >= 2 and v[1] > 3 and v[2] > 0 for v in res["videos"]), res
     server_log = log.read_text(errors="replace")
     assert "Traceback" not in server_log, server_log[-3000:]
+
+
+@pytest.fixture
+def det_studio(env: Path, tmp_path: Path) -> Store:
+    from core.boxes import Box
+
+    store = Store(env)
+    project = store.create_project("critters", Task.DETECTION)
+    store.add_class(project, "raccoon")
+    items = [NewImage(_jpeg(im), f"p{i}.png", im.width, im.height,
+                      (Annotation("raccoon", Box(4, 4, 30, 30)),), split="test")
+             for i, (_, im) in enumerate(M.colour_images(1, size=64, seed=3))]
+    store.add_images(project, items)
+    M.write_artefact(store.root / "models" / "20260101-000000-def456", M.tiny_detector(tmp_path),
+                     task="detection", labels=["raccoon", "cat"], input_size=32, resize="letterbox",
+                     extra={"project": "critters"})
+    return store
+
+
+def test_detection_boxes_and_live_threshold(det_studio):
+    at = _page().run()
+    assert not at.exception, at.exception
+    assert at.slider(key="studio.preview.threshold").value == pytest.approx(0.3)
+    at = at.slider(key="studio.preview.threshold").set_value(0.0).run()
+    assert not at.exception, at.exception
+    md = " ".join(m.value for m in at.markdown)
+    assert "object(s) at score ≥ 0.00" in md
+    n = int(md.split("**")[1])
+    assert n > 0  # an untrained head still scores above 0: boxes are listed and drawn
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == n
+    at = at.slider(key="studio.preview.threshold").set_value(1.0).run()
+    assert "**0** object(s)" in " ".join(m.value for m in at.markdown)
