@@ -144,13 +144,11 @@ def select_project_widget(container: Any = None) -> Project | None:
     where = container if container is not None else st.sidebar
     if not names:
         return None
-    tasks = {p.name: p.task.value for p in store.list_projects()}
     try:
         # keep the widget in step with selections made elsewhere (Projects page, demo, deletion)
         if st.session_state.get(PICKER_WIDGET) != (current.name if current else None):
             st.session_state[PICKER_WIDGET] = current.name if current else names[0]
         where.selectbox("Project", names, key=PICKER_WIDGET, on_change=_on_pick,
-                        format_func=lambda n: f"{n}  ·  {tasks.get(n, '')}",
                         help="The project every page works on. Create projects on the Projects page.")
     except (StreamlitDuplicateElementKey, StreamlitAPIException):
         pass  # already drawn in this run (by app.py); the selection is the same  # already drawn in this run (by app.py); the selection is the same

@@ -49,8 +49,7 @@ def test_demo_project_summary_and_picker(app):
     app.button(key="studio.projects.demo_classification").click().run()
     picker = app.sidebar.selectbox[0]
     assert picker.value == "Demo shapes (classification)"
-    assert set(picker.options) == {"Demo shapes (classification)  ·  classification",
-                                   "Demo shapes (detection)  ·  detection"}
+    assert set(picker.options) == {"Demo shapes (classification)", "Demo shapes (detection)"}
     picker.select("Demo shapes (detection)").run()
     assert app.sidebar.selectbox[0].value == "Demo shapes (detection)"
 
