@@ -160,6 +160,7 @@ def make_dataset(examples: Sequence[Example], cache: ImageCache, anchors: np.nda
     sig = (tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([None, 4], tf.float32),
            tf.TensorSpec([None], tf.int32))
     ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(len(exs)))
 
     def prepare(img, boxes, labels):
         img = tf.cast(img, tf.float32)

@@ -157,6 +157,16 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
     if has_val and hp.early_stopping_patience and hp.early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=int(hp.early_stopping_patience), restore_best_weights=True))
+    epoch_seconds: list[float] = []
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            epoch_seconds.append(round(time.perf_counter() - self._t, 3))
+
+    callbacks.append(EpochTimer())
     ctx.progress(fraction=TRAIN[0], epoch=0, total_epochs=epochs, message="Training")
     t_fit = time.time()
     hist = det.train_model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
@@ -227,6 +237,7 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
         "dataset": {"train": len(train_ex), "val": len(val_ex), "test": len(test_ex),
                     "train_boxes": n_boxes, "train_on": hp.train_on},
         "training": {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 2),
+                     "epoch_seconds": epoch_seconds, "weights_used": det.weights_used,
                      "total_seconds": round(time.time() - t_start, 2),
                      "images_per_second": round(epochs_run * len(train_ex) / fit_seconds, 2)
                      if fit_seconds > 0 else None},
