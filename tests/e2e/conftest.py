@@ -129,7 +129,7 @@ def browser():
 def page(browser):
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     pg = context.new_page()
-    pg.set_default_timeout(20_000)
+    pg.set_default_timeout(45_000)
     try:
         yield pg
     finally:
