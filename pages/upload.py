@@ -4,6 +4,8 @@ import logging
 
 import streamlit as st
 
+from core.annotations import Task
+from core.exporter import formats_for
 from core.importer import import_paths, import_uploads
 from pages._shared import state, widgets
 
@@ -52,7 +54,21 @@ def _run_import(label: str, do_import) -> None:
     state.UPLOAD_REPORT.set(report)
 
 
-fmt_label = st.selectbox("Annotation format", list(FORMATS), format_func=FORMATS.get,
+with st.expander("What can I upload?", icon=":material/help:"):
+    if project.task is Task.DETECTION:
+        st.markdown(
+            "- **Photos with their boxes** from another tool: Pascal VOC (`photo.jpg` + `photo.xml`), "
+            "COCO (one `.json`), YOLO (`photo.txt` per photo + `classes.txt`) or a Coral/AutoML CSV.\n"
+            "- **Just photos** (JPEG, PNG, …): draw the boxes afterwards on the Label page.\n"
+            "- Put many files in **one zip** — folders inside are fine.")
+    else:
+        st.markdown(
+            "- **A zip with one folder per class**, e.g. `ball/…jpg`, `cup/…jpg` — the folder name is "
+            "the label.\n"
+            "- A Coral/AutoML **CSV** with the photos.\n"
+            "- **Just photos**: give them a class afterwards on the Label page.")
+choices = [f for f in FORMATS if f in ("auto", "images") or f in formats_for(project.task.value)]
+fmt_label = st.selectbox("Annotation format", choices, format_func=FORMATS.get,
                          key="studio.upload.format",
                          help="Leave on automatic unless the studio guesses wrong.")
 fmt = None if fmt_label == "auto" else fmt_label

@@ -111,3 +111,23 @@ def test_server_path_import_and_missing_path(upload_page, store, raccoon_dir, tm
     assert not at.exception
     issues = at.dataframe[0].value
     assert "no such file or folder" in issues["reason"].iloc[0]
+
+
+def test_classification_zip_of_class_folders(app, store, digits_dir):
+    store.create_project("Digits", "classification")
+    app.switch_page("pages/upload.py").run()
+    options = app.selectbox(key="studio.upload.format").options
+    assert any("one folder per class" in o for o in options)
+    assert not any("Pascal VOC" in o for o in options)  # formats with boxes only: not offered
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for digit in ("3", "7"):
+            for f in sorted((digits_dir / digit).iterdir())[:3]:
+                z.write(f, f"digits/{digit}/{f.name}")
+    app.file_uploader[0].set_value([("digits.zip", buf.getvalue(), "application/zip")]).run()
+    app.button(key="studio.upload.go").click().run()
+    assert not app.exception
+    m = _metrics(app)
+    assert m["Images added"] == "6" and m["Image labels"] == "6" and m["Classes"] == "2"
+    stats = store.stats(store.get_project("Digits"))
+    assert set(stats["per_class"]) == {"3", "7"}
