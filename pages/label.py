@@ -116,7 +116,8 @@ def _undo(store: Store, project: Project) -> None:
     try:
         store.undo(project, s.image_id, expected_revision=s.revision)
     except ConflictError as exc:
-        ls.set_conflict(ls.Conflict(s.image_id, list(s.baseline), str(exc)))
+        if ls.conflict() is None:  # keep an unsaved version already waiting for a decision
+            ls.set_conflict(ls.Conflict(s.image_id, list(s.baseline), str(exc)))
         return
     except StoreError as exc:
         ls.notice(str(exc), "warning")
