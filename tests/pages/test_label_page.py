@@ -364,3 +364,17 @@ def test_canvas_size_change_rebuilds_the_canvas_from_the_store(detection):
     assert s.epoch > epoch and s.shown == saved
     assert store.get_image(project, ids[0]).annotations == tuple(saved)  # nothing changed
     assert not at.exception
+
+
+def test_url_reopens_the_same_project_and_photo(detection, raccoon_dir: Path):
+    """A browser reload starts a new session: the URL brings back the project and photo."""
+    store, project, ids = detection
+    other = store.create_project("another", Task.DETECTION)  # sorts first: the default project
+    _add(store, other, sorted((raccoon_dir / "images").glob("*.jpg"))[10:12])
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params["project"] = "raccoons"
+    at.query_params["image"] = ids[2][:12]
+    at.run()
+    assert at.session_state["studio.project"] == "raccoons"
+    assert _current(at) == ids[2]
+    assert not at.exception
