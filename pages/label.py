@@ -88,6 +88,18 @@ def _accept(store: Store, project: Project) -> None:
         ls.notice("Predictions accepted: this photo is reviewed.", "success")
 
 
+def _accept_and_next(store: Store, project: Project, ids: list[str], idx: int) -> None:
+    """Accept this photo's suggestions, then open the next photo that still has some."""
+    _accept(store, project)
+    if ls.conflict() is not None:
+        return
+    nxt = labeling.next_unlabelled(ids, set(store.image_ids(project, unreviewed=True)), idx)
+    if nxt is not None and nxt != idx:
+        ls.set_current(ids[nxt])
+    else:
+        ls.notice("Every photo here is reviewed.", "success")
+
+
 def _suggest(store: Store, project: Project, models: list[dict]) -> None:
     """Replace the photo's unreviewed boxes by the chosen model's predictions."""
     s = ls.SYNC.get()
@@ -350,6 +362,10 @@ def detection_page(store: Store, project: Project) -> None:
                  disabled=not unreviewed, icon=":material/done_all:", type="primary",
                  width="stretch",
                  help="Mark the model's suggested boxes on this photo as reviewed.")
+        if unreviewed or store.count_images(project, unreviewed=True):
+            st.button("Accept & next to review", key=ls.P + "accept_next", on_click=_accept_and_next,
+                      args=(store, project, ids, idx), disabled=not unreviewed,
+                      icon=":material/fast_forward:", width="stretch")
         st.select_slider("Canvas size", list(ls.SIZES), key=ls.SIZE_WIDGET)
         _suggest_panel(store, project)
     _progress(store, project, progress_slot)

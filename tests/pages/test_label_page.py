@@ -378,3 +378,19 @@ def test_url_reopens_the_same_project_and_photo(detection, raccoon_dir: Path):
     assert at.session_state["studio.project"] == "raccoons"
     assert _current(at) == ids[2]
     assert not at.exception
+
+
+def test_accept_and_next_walks_through_suggestions(detection):
+    store, project, ids = detection
+    for iid in (ids[1], ids[3]):
+        store.set_annotations(project, iid, labeling.predictions_to_annotations(
+            [{"label": "raccoon", "score": 0.8, "box": (10, 10, 60, 60)}]))
+    at = _app()
+    at.selectbox(key="studio.label.f_status").select("Unreviewed").run()
+    assert _current(at) == ids[1]
+    _button(at, "accept_next").click().run()
+    assert _current(at) == ids[3] and store.get_image(project, ids[1]).reviewed
+    _button(at, "accept_next").click().run()
+    assert store.get_image(project, ids[3]).reviewed
+    assert any("Every photo here is reviewed" in s.value for s in at.success)
+    assert not at.exception
