@@ -8,6 +8,8 @@ output) and :func:`check_int8_only` refuses anything else. TensorFlow is importe
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -137,7 +139,8 @@ def convert_int8(model, representative: np.ndarray | Iterable[np.ndarray], out_p
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
-        blob = converter.convert()
+        with contextlib.redirect_stdout(io.StringIO()):  # keras' export prints every captured tensor
+            blob = converter.convert()
     except Exception as exc:  # noqa: BLE001 - the converter raises many types
         raise ExportError(f"int8 conversion failed: {str(exc).strip().splitlines()[0][:500]}") from exc
     out_path = Path(out_path)

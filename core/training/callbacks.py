@@ -103,3 +103,22 @@ def make_best_weights_callback(path: str, monitor: str = "val_loss"):
 
     return keras.callbacks.ModelCheckpoint(path, monitor=monitor, mode="min", save_best_only=True,
                                            save_weights_only=True, verbose=0)
+
+
+def make_epoch_timer():
+    """A callback recording each epoch's wall time in ``.seconds`` (for throughput figures)."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+            self._t = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.monotonic() - self._t)
+
+    return EpochTimer()

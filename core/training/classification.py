@@ -44,6 +44,12 @@ def build_model(num_classes: int, hp: ClassificationHParams, weights: str | None
         raise
     if weights:
         base.trainable = False
+    else:
+        # from scratch: Keras' MobileNetV2 uses BatchNorm momentum 0.999, whose moving statistics lag
+        # far behind on small datasets (few hundred steps); 0.99 tracks the weights in time
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.99
     x = base(x, training=False if weights else None)
     if hp.dropout:
         x = keras.layers.Dropout(float(hp.dropout), name="dropout")(x)
@@ -143,7 +149,7 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
     model.compile(optimizer=keras.optimizers.Adam(float(hp.learning_rate)),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(hp.label_smoothing)),
                   metrics=["accuracy"], jit_compile=False)  # XLA: slower to compile, slower on CPU here
-    from core.training.callbacks import make_best_weights_callback, make_progress_callback
+    from core.training.callbacks import make_best_weights_callback, make_epoch_timer, make_progress_callback
 
     batch = max(1, int(hp.batch_size))
     train_ds = make_dataset(x_train, y_train, batch, training=True, augment=bool(hp.augment), seed=hp.seed)
@@ -152,7 +158,9 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
     monitor = "val_loss" if has_val else "loss"
     steps = int(np.ceil(len(x_train) / batch))
     best_path = work / "best.weights.h5"
+    timer = make_epoch_timer()
     callbacks = [
+        timer,
         make_progress_callback(ctx, hp.epochs, steps, every_n_batches=max(1, min(10, steps // 4 or 1)),
                                fraction_range=TRAIN),
         make_best_weights_callback(str(best_path), monitor=monitor),
@@ -163,7 +171,8 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
     ctx.progress(fraction=TRAIN[0], epoch=0, total_epochs=int(hp.epochs), message="Training")
     t_fit = time.time()
     hist = model.fit(train_ds, validation_data=val_ds, epochs=int(hp.epochs), callbacks=callbacks,
-                     class_weight=class_weights(data.class_counts("train")), verbose=0)
+                     class_weight=class_weights(data.class_counts("train")), shuffle=False,  # tf.data shuffles
+                     verbose=0)
     fit_seconds = time.time() - t_fit
     if best_path.exists():
         model.load_weights(str(best_path))
@@ -191,6 +200,8 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
     ev = compare_float_int8(model, partial / artefacts.INT8_MODEL, x_eval, [e.label for e in ex_eval],
                             data.labels)
     metrics = {"float": ev["float"], "int8": ev["int8"], "agreement": ev["agreement"], "split": eval_split}
+    if hp.train_on == "all" or eval_split == "train":
+        metrics["note"] = "evaluated on images the model was trained on: optimistic"
     ctx.check_cancelled()
 
     # -- manifest + publish -------------------------------------------------------------------
@@ -211,7 +222,8 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
         "training": {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 2),
                      "total_seconds": round(time.time() - t_start, 2),
                      "images_per_second": round(epochs_run * len(data.train) / fit_seconds, 2)
-                     if fit_seconds > 0 else None},
+                     if fit_seconds > 0 else None,
+                     "epoch_seconds": [round(s, 3) for s in timer.seconds]},
     }
     artefacts.write_json_atomic(partial / artefacts.MANIFEST, manifest)
     ctx.check_cancelled()

@@ -6,6 +6,8 @@ One model is trained for the whole module (module-scoped fixture) to keep CPU ti
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import time
 from types import SimpleNamespace
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 
 from core import artefacts
-from core.jobs import JobState, LocalRunner, run_foreground
+from core.jobs import JobState, JobTable, LocalRunner, run_foreground
 from core.store import Store
 from tests.core.training.helpers import FakeContext, add_digits
 
@@ -24,22 +26,39 @@ HP = {"epochs": 3, "image_size": 64, "alpha": 0.35, "batch_size": 8, "weights": 
       "learning_rate": 2e-3, "representative_samples": 16, "seed": 1}
 
 
+def run_cli(argv: list[str]) -> tuple[int, dict, str]:
+    """Run ``python -m core …`` in-process; returns (exit code, last-line JSON, all stdout)."""
+    from core.__main__ import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(argv)
+    out = buf.getvalue()
+    return rc, json.loads(out.strip().splitlines()[-1]), out
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, digits_dir):
+    """One model for the module, trained by the CLI (``python -m core train``: run_foreground)."""
     store = Store(tmp_path_factory.mktemp("cls") / "data")
     project = add_digits(store, digits_dir, classes=("0", "1", "2"), per_class=14)
-    runner = LocalRunner(store).start()
     t0 = time.monotonic()
-    job_id = runner.submit("train", {"task": "classification", "project": project.name, "hparams": HP})
-    job = runner.wait(job_id, timeout=800)
+    rc, summary, _ = run_cli(["train", "--data-dir", str(store.root), "--project", project.name,
+                              "--epochs", "3", "--image-size", "64", "--alpha", "0.35", "--batch-size", "8",
+                              "--learning-rate", "0.002", "--weights", "none", "--seed", "1", "--no-progress"])
     seconds = time.monotonic() - t0
-    events = runner.events(job_id)
-    logs = runner.logs(job_id)
-    runner.stop()
-    assert job.state == JobState.SUCCEEDED, (job.error, logs[-20:])
+    assert rc == 0 and summary["ok"], summary
+    table = JobTable(store)
+    job = table.get(summary["job_id"])
     folder = artefacts.artefact_path(store.root, job.artefact_id)
-    return SimpleNamespace(store=store, project=project, job=job, events=events, folder=folder,
-                           manifest=artefacts.load_manifest(folder), seconds=seconds)
+    return SimpleNamespace(store=store, project=project, job=job, events=table.events(job.id), folder=folder,
+                           manifest=artefacts.load_manifest(folder), seconds=seconds, summary=summary)
+
+
+def test_cli_train_prints_artefact_and_metrics_last(trained):
+    s = trained.summary
+    assert s["artefact"] == str(trained.folder) and s["artefact_id"] == trained.job.artefact_id
+    assert set(s["metrics"]) >= {"float", "int8"} and "accuracy" in s["metrics"]["int8"]
 
 
 def test_job_goes_through_its_states_with_progress(trained):
@@ -52,6 +71,12 @@ def test_job_goes_through_its_states_with_progress(trained):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert any("batch" in e.get("message", "") for e in progress)
     assert trained.job.artefact_id == trained.manifest["id"]
+
+
+def test_cli_jobs_list(trained):
+    rc, out, _ = run_cli(["jobs", "list", "--data-dir", str(trained.store.root)])
+    assert rc == 0
+    assert [(j["id"], j["kind"], j["state"]) for j in out["jobs"]] == [(trained.job.id, "train", "succeeded")]
 
 
 def test_artefact_folder_and_manifest(trained):
@@ -86,13 +111,10 @@ def test_int8_model_has_only_8bit_tensors(trained):
                                 "FULLY_CONNECTED", "SOFTMAX", "PAD", "RESHAPE"}
 
 
-def test_int8_agrees_with_float_and_evaluate_cli(trained, capsys):
-    from core.__main__ import main
-
-    rc = main(["evaluate", "--data-dir", str(trained.store.root), "--model", str(trained.folder),
-               "--project", "digits", "--split", "all"])
+def test_int8_agrees_with_float_and_evaluate_cli(trained):
+    rc, out, _ = run_cli(["evaluate", "--data-dir", str(trained.store.root), "--model", str(trained.folder),
+                          "--project", "digits", "--split", "all"])
     assert rc == 0
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["ok"] and out["split"] == "all" and out["n_images"] == 42
     for kind in ("float", "int8"):
         assert 0.0 <= out[kind]["accuracy"] <= 1.0
@@ -152,6 +174,31 @@ def test_imagenet_weights_offline_fail_with_advice(tmp_path, digits_dir, monkeyp
     assert "could not be downloaded" in msg and "from scratch" in msg
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5" in msg
     assert not list(artefacts.models_dir(store.root).iterdir())
+
+
+def test_cli_train_failure_is_json_last(tmp_path, digits_dir):
+    store = Store(tmp_path / "data")
+    project = add_digits(store, digits_dir, classes=("0", "1"), per_class=3)
+    victim = store.list_images(project)[0]
+    store.image_path(victim.id).write_bytes(b"not an image")
+    rc, out, _ = run_cli(["train", "--data-dir", str(store.root), "--project", project.name, "--epochs", "1",
+                          "--image-size", "32", "--weights", "none", "--no-progress"])
+    assert rc == 1 and out["ok"] is False and out["state"] == "failed"
+    assert victim.filename in out["error"]
+
+
+def test_train_options_map_to_hparams():
+    from core.__main__ import build_parser
+    from core.cli.train import hparams_from_args
+
+    args = build_parser().parse_args(["train", "--project", "p", "--epochs", "4", "--image-size", "96",
+                                      "--alpha", "0.5", "--batch-size", "16", "--learning-rate", "0.01",
+                                      "--weights", "imagenet", "--no-augment", "--train-on", "all",
+                                      "--max-images", "50"])
+    assert hparams_from_args(args) == {"epochs": 4, "image_size": 96, "alpha": 0.5, "batch_size": 16,
+                                       "learning_rate": 0.01, "weights": "imagenet", "augment": False,
+                                       "train_on": "all", "max_images": 50}
+    assert hparams_from_args(build_parser().parse_args(["train", "--project", "p"])) == {}
 
 
 def test_too_few_classes_is_explained(tmp_path, digits_dir):
