@@ -36,6 +36,13 @@ def test_detections_match_by_label_and_iou():
     assert compare_predictions(as_dicts, local)[0]
 
 
+def test_identical_zero_area_boxes_match():
+    flat = {"detections": [det("raccoon", (0, 417, 183.6, 417)), det("raccoon", (135.6, 417, 346.1, 417))]}
+    assert compare_predictions(flat, flat)[0]
+    other = {"detections": [det("raccoon", (0, 417, 183.6, 417)), det("raccoon", (140, 417, 346.1, 417))]}
+    assert not compare_predictions(other, flat)[0]
+
+
 def test_registry_reference_replaces_the_registry_part():
     assert registry_reference("studio/raccoons:1", "127.0.0.1:5000") == ("127.0.0.1:5000/studio/raccoons", "1")
     assert registry_reference("old.host:5000/studio/x:2", "http://new:80/") == ("new:80/studio/x", "2")

@@ -135,3 +135,26 @@ def test_coral_profile_builds_where_corals_repository_is_reachable(docker_client
         assert smoke.model["versions"]["libedgetpu"]
     finally:
         docker_client.images.remove(tag, force=True)
+
+
+def test_detection_image_boxes_match_in_app_predictor(offline_build, docker_client, wheelhouse, raccoon_jpeg,
+                                                      tmp_path):
+    """A detection model (tiny SSD-like head + fused post-process op) in the same runtime layers."""
+    from tests.coral_runtime.models import tiny_detector, write_artefact
+
+    from builder.context import BuildSpec, make_context
+
+    art = write_artefact(tmp_path / "det-model", tiny_detector(tmp_path, num_classes=2, size=32),
+                         task="detection", labels=["raccoon", "dog"], input_size=32, resize="letterbox")
+    tag = offline_build["result"].tag.replace("tiny-offline", "tiny-detection")
+    ctx = make_context(BuildSpec(model_dir=art, tag=tag, base_image=offline_build["context"].spec.base_image),
+                       tmp_path / "ctx", wheelhouse=wheelhouse)
+    res = bd.build_image(ctx, client=docker_client)
+    try:
+        assert res.labels["org.edgetpu-studio.model.task"] == "detection"
+        smoke = bd.smoke_test(tag, art, raccoon_jpeg, client=docker_client)
+        assert smoke.ok, smoke.message
+        assert smoke.model["task"] == "detection"
+        assert len(smoke.server["detections"]) == len(smoke.local["detections"])
+    finally:
+        docker_client.images.remove(tag, force=True)
