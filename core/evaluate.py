@@ -93,14 +93,14 @@ def evaluate_artefact(store, artefact_dir: str | Path, project: Project | str, s
 def _evaluate_classification(store, folder: Path, manifest: dict, project: Project, split: str) -> dict:
     import keras
 
-    from core.training.data import collect_examples, load_images
+    from core.training.data import collect_examples, load_images, reviewed_class
 
     labels = list(manifest["labels"])
     size = int(manifest["input_size"][0])
     data = collect_examples(store, project, labels=labels)
     examples = data.split(split)
     all_labelled = sum(1 for r in store.list_images(project, split=None if split == "all" else split)
-                       if r.class_label is not None)
+                       if reviewed_class(r) is not None)
     images = load_images(store, examples, size)
     y = [e.label for e in examples]
     files = manifest.get("files", {})

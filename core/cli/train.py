@@ -62,7 +62,14 @@ def _install_hooks() -> None:
     install()
 
 
+def _quiet_tf() -> None:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ info/warning lines drown the progress bar
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    _quiet_tf()
     from core import artefacts
     from core.jobs import JobState, run_foreground
 
@@ -122,6 +129,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from core import artefacts
     from core.evaluate import evaluate_artefact
 
+    _quiet_tf()
     store = store_from(args)
     folder = Path(args.model)
     if not (folder / artefacts.MANIFEST).exists():

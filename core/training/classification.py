@@ -111,6 +111,8 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
     data = collect_examples(store, project, train_on=hp.train_on, max_images=hp.max_images, seed=hp.seed)
     _check_data(data)
     dataset_hash = store.dataset_hash(project)
+    if data.unreviewed:
+        ctx.log(f"{data.unreviewed} image(s) have only an unconfirmed (predicted) class and are left out")
     ctx.log(f"{len(data.labels)} classes; train {len(data.train)}, val {len(data.val)}, "
             f"test {len(data.test)} images at {size}x{size}")
     weights_path = resolve_weights(hp.weights, hp.alpha, size, log=ctx.log)

@@ -44,6 +44,7 @@ class ClassificationSet:
     train: list[Example]
     val: list[Example]
     test: list[Example]
+    unreviewed: int = 0  # images whose only class label is an unconfirmed prediction (left out)
 
     def split(self, name: str) -> list[Example]:
         if name == "all":
@@ -71,22 +72,37 @@ def collect_examples(store: Store, project: Project, *, labels: Sequence[str] | 
     every image (val/test stay as they are, for monitoring). ``max_images`` keeps a
     deterministic sample of that many images (splits in proportion).
     """
-    records: list[ImageRecord] = [r for r in store.list_images(project) if r.class_label is not None]
+    labelled: list[tuple[ImageRecord, str]] = []
+    unreviewed = 0
+    for r in store.list_images(project):
+        label = reviewed_class(r)
+        if label is not None:
+            labelled.append((r, label))
+        elif r.class_label is not None:
+            unreviewed += 1
     if labels is None:
-        used = {r.class_label for r in records}
+        used = {lab for _, lab in labelled}
         labels = [n for n in store.label_map(project).names if n in used]
     index = {n: i for i, n in enumerate(labels)}
-    records = [r for r in records if r.class_label in index]
-    if max_images is not None and max_images < len(records):
-        records = sorted(records, key=lambda r: _rank(seed, r.id))[:max(0, int(max_images))]
+    labelled = [(r, lab) for r, lab in labelled if lab in index]
+    if max_images is not None and max_images < len(labelled):
+        labelled = sorted(labelled, key=lambda rl: _rank(seed, rl[0].id))[:max(0, int(max_images))]
     by_split: dict[str, list[Example]] = {s: [] for s in SPLITS}
-    for r in records:
+    for r, lab in labelled:
         split = r.split if r.split in SPLITS else "train"
-        by_split[split].append(Example(r.id, r.filename, index[r.class_label], split))
+        by_split[split].append(Example(r.id, r.filename, index[lab], split))
     train = by_split["train"]
     if train_on == "all":
         train = by_split["train"] + by_split["val"] + by_split["test"]
-    return ClassificationSet(list(labels), train, by_split["val"], by_split["test"])
+    return ClassificationSet(list(labels), train, by_split["val"], by_split["test"], unreviewed)
+
+
+def reviewed_class(record: ImageRecord) -> str | None:
+    """The image's class for training: its image-level label, unless that is an unconfirmed prediction."""
+    for a in record.annotations:
+        if a.box is None:
+            return a.label if a.reviewed else None
+    return None
 
 
 def load_image(store: Store, example: Example, size: int) -> np.ndarray:
@@ -159,6 +175,16 @@ def augment_fn(size: int, seed: int = 0):
     return _aug
 
 
+def _to_float(x):
+    import tensorflow as tf
+
+    return tf.cast(x, tf.float32)
+
+
+def _to_float_pair(x, y):
+    return _to_float(x), y
+
+
 def make_dataset(images: np.ndarray, labels: np.ndarray | None, batch_size: int, *,
                  training: bool = False, augment: bool = False, seed: int = 0):
     """A batched, prefetched tf.data pipeline over cached uint8 images (float32 0..255 out).
@@ -177,6 +203,9 @@ def make_dataset(images: np.ndarray, labels: np.ndarray | None, batch_size: int,
         def _load(i):
             return tf.ensure_shape(tf.numpy_function(_read, [i], tf.uint8), (size, size, 3))
 
+        def _load_pair(i, y):
+            return _load(i), y
+
         idx = tf.data.Dataset.range(n)
         ds = idx if labels is None else tf.data.Dataset.zip((idx, tf.data.Dataset.from_tensor_slices(labels)))
         if training:
@@ -184,17 +213,17 @@ def make_dataset(images: np.ndarray, labels: np.ndarray | None, batch_size: int,
         if labels is None:
             ds = ds.map(_load, num_parallel_calls=tf.data.AUTOTUNE)
         else:
-            ds = ds.map(lambda i, y: (_load(i), y), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(_load_pair, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = tf.data.Dataset.from_tensor_slices((images, labels) if labels is not None else images)
         if training:
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     if labels is None:
-        ds = ds.map(lambda x: tf.cast(x, tf.float32))
+        ds = ds.map(_to_float)
     elif training and augment:
         ds = ds.map(augment_fn(size, seed), num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(_to_float_pair, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

@@ -110,3 +110,12 @@ def test_representative_images_subsample():
     imgs = np.zeros((50, 4, 4, 3), np.uint8)
     assert len(representative_images(imgs, 10)) == 10
     assert len(representative_images(imgs[:5], 10)) == 5
+
+
+def test_unconfirmed_predicted_labels_are_left_out(store, digits_dir):
+    project = add_digits(store, digits_dir, classes=("0", "1"), per_class=4)
+    rec = store.list_images(project)[0]
+    store.set_annotations(project, rec.id, [Annotation(label="1", reviewed=False, score=0.6)])
+    data = collect_examples(store, project)
+    assert rec.id not in {e.image_id for e in data.split("all")}
+    assert data.unreviewed == 1 and len(data.split("all")) == 7
