@@ -55,12 +55,8 @@ def _backbone(image_size: int, alpha: float, weights: str | None):
     kw = dict(input_shape=shape, include_top=False, alpha=alpha)
     if weights in (None, "", "none"):
         net = keras.applications.MobileNetV2(weights=None, **kw)
-    elif weights == "imagenet":
-        net = keras.applications.MobileNetV2(weights="imagenet", **kw)  # may raise without network
-        used = "imagenet"
-    else:
-        net = keras.applications.MobileNetV2(weights=None, **kw)
-        net.load_weights(weights, skip_mismatch=True)
+    else:  # "imagenet" (Keras downloads it) or a local weights file (core.training.weights resolves it)
+        net = keras.applications.MobileNetV2(weights=weights, **kw)
         used = str(weights)
     feats = keras.Model(
         net.input,

@@ -36,10 +36,12 @@ def trained(tmp_path_factory, raccoon_dir):
     return store, project, folder, artefacts.load_manifest(folder)
 
 
-def test_overfits_eight_images_float_and_int8(trained):
+def test_overfits_eight_images_float_and_int8(trained, output_dir):
     _, _, _, m = trained
     f, q = m["metrics"]["float"], m["metrics"]["int8"]
     summary = {k: (f[k], q[k]) for k in ("mAP50", "mAP", "num_detections")}
+    (output_dir / "detection_overfit.json").write_text(json.dumps(
+        {"float_int8": summary, "training": m["training"], "loss": m["history"]["loss"]}, indent=1))
     assert f["mAP50"] >= 0.9, summary
     assert q["mAP50"] >= 0.85, summary
     assert m["history"]["loss"][-1] < m["history"]["loss"][0] / 5
