@@ -147,6 +147,14 @@ def _sample_bytes(ctx: JobContext, params: dict, manifest: dict) -> tuple[bytes,
     return synthetic_sample(), "synthetic image"
 
 
+def _has_image(client, ref: str) -> bool:
+    try:
+        client.images.get(ref)
+        return True
+    except Exception:  # noqa: BLE001 - docker.errors.ImageNotFound
+        return False
+
+
 def resolve_model_dir(data_root: Path, params: dict) -> Path:
     if params.get("model_dir"):
         return Path(params["model_dir"])
@@ -192,6 +200,13 @@ def run_build_image(ctx: JobContext, params: dict) -> str | None:
 
     client = engine.require_engine(base_url)
     try:
+        if spec.profile == "offline" and not _has_image(client, spec.base_image):
+            msg = (f"The base image {spec.base_image} is not on this Docker engine, and the offline profile "
+                   f"cannot download it. Make it with scripts/make_base_image.sh {spec.base_image} "
+                   f"(debootstrap + docker import, as root) or choose a base image the engine has.")
+            rec.update(status="no-base-image", message=msg)
+            _write_record(folder, rec)
+            raise ValueError(msg)
         ctx.progress(fraction=0.1, message=f"Building {built.spec.tag} ({spec.profile}) on {info.message}")
         rec["engine"] = info.to_dict()
         try:

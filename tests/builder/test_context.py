@@ -81,7 +81,7 @@ def test_coral_dockerfile_packages_labels_and_run_instructions(tmp_path, tiny_ar
     ctx = _ctx(tmp_path, tiny_artefact, profile="coral", base_image="debian-py:bookworm")
     text = ctx.dockerfile.read_text()
     assert "ARG BASE_IMAGE=debian-py:bookworm" in text
-    assert "coral-edgetpu-stable main" in text and "libedgetpu1-std" in text
+    assert "coral-edgetpu-stable main" in text and "libedgetpu1-std python3 python3-pip" in text
     assert "ARG CORAL_APT_REPO=https://" in text and "gpg --dearmor" in text
     assert "pip install" in text and "-r /tmp/requirements.txt" in text
     reqs = (ctx.path / "requirements.txt").read_text()

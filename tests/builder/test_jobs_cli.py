@@ -91,3 +91,17 @@ def test_cli_push_with_a_wrong_password_says_so(offline_build, registry, tiny_ar
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert not summary["ok"] and "refused the credentials" in summary["error"]
     assert "not-the-password" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.docker
+def test_offline_build_without_the_base_image_says_how_to_make_it(docker_client, store, tiny_artefact):
+    from core.jobs import JobState, run_foreground
+
+    from builder import jobs as bjobs
+
+    job = run_foreground(store, "build-image", {"model_dir": str(tiny_artefact), "profile": "offline",
+                                                "tag": "studio-test/nobase:1",
+                                                "base_image": "studio-test/no-such-base:0"})
+    assert job.state == JobState.FAILED
+    assert "scripts/make_base_image.sh studio-test/no-such-base:0" in job.error
+    assert bjobs.load_build(store.root, job.id)["status"] == "no-base-image"
