@@ -37,7 +37,10 @@ def _free_ports(n: int) -> list[int]:
 
 
 def ray_env(home: Path) -> dict[str, str]:
-    env = {**os.environ, **RAY_ENV, "HOME": str(home), "TMPDIR": str(home / "tmp")}
+    # the head's jobs find the studio's Python (this venv) as plain "python", as on a cluster
+    # whose nodes have the studio's requirements installed
+    path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    env = {**os.environ, **RAY_ENV, "HOME": str(home), "TMPDIR": str(home / "tmp"), "PATH": path}
     (home / "tmp").mkdir(parents=True, exist_ok=True)
     return env
 
