@@ -27,11 +27,11 @@ EXPORT_FORMATS = {
 }
 ALL = "__all__"
 
+store = state.get_store()  # first: asks for the password when needed
+st.title("Dataset")
 project = widgets.require_project()
-store = state.get_store()
 detection = project.task is Task.DETECTION
 
-st.title("Dataset")
 st.caption(f"**{project.name}** · {project.task.value}")
 widgets.show_flashes()
 

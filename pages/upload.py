@@ -23,9 +23,9 @@ FORMATS = {
 ACCEPTED = ["zip", "jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff",
             "xml", "json", "txt", "csv", "yaml", "yml"]
 
-project = widgets.require_project()
-store = state.get_store()
+store = state.get_store()  # first: asks for the password when needed
 st.title("Upload")
+project = widgets.require_project()
 st.caption(f"Add photos to **{project.name}** ({project.task.value}). Photos you already added are "
            "recognised and skipped, so importing the same files twice is safe.")
 widgets.show_flashes()

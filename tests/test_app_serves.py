@@ -29,10 +29,17 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 @pytest.fixture
-def server(tmp_path: Path):
+def password() -> str | None:
+    return None
+
+
+@pytest.fixture
+def server(tmp_path: Path, password: str | None):
     port = _free_port()
     env = {**os.environ, "STUDIO_DATA_DIR": str(tmp_path / "data"), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     env.pop("STUDIO_PASSWORD", None)
+    if password:
+        env["STUDIO_PASSWORD"] = password
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
@@ -75,3 +82,33 @@ def test_app_serves_index_and_health(server):
     assert status == 200 and body.strip() == b"ok"
     text = log.read_text(errors="replace")
     assert "Traceback" not in text
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("password", ["open sesame"])
+def test_first_request_to_a_page_url_still_asks_for_the_password(server, password):
+    """A fresh server runs pages/<page>.py directly for its very first request (Streamlit's pages/
+    folder mode): the page must still show only the sign-in form, then work after signing in."""
+    from playwright.sync_api import sync_playwright
+
+    base, _ = server
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(base + "/upload")
+            page.wait_for_selector("h1", timeout=90_000)
+            page.wait_for_timeout(1500)
+            assert page.locator("h1").all_inner_texts() == ["Edge TPU Studio"]
+            assert page.locator('[data-testid="stFileUploader"]').count() == 0
+            page.fill('input[type="password"]', password)
+            page.keyboard.press("Enter")
+            page.get_by_text("There is no project yet").wait_for(timeout=60_000)
+            assert page.locator("h1").all_inner_texts() == ["Upload"]
+        finally:
+            browser.close()
