@@ -201,6 +201,13 @@ if not errors:
                                                float(v["iou_threshold"]), 0.05, key=k + "iou_threshold")
             extras["max_detections"] = c.number_input("Max boxes per photo", 1, 100, int(v["max_detections"]),
                                                       key=k + "max_detections")
+        ray_runner = sj.get_ray_runner()
+        run_on = "local"
+        if ray_runner is not None:
+            run_on = st.radio("Run on", ["local", "ray"], horizontal=True, key=f"{KEY}run_on",
+                              format_func={"local": "This machine",
+                                           "ray": f"Ray cluster ({sj.cluster_address()})"}.get,
+                              help="The cluster trains on its own CPUs/GPUs; the model comes back here.")
         busy_here = current is not None and current.active
         submitted = st.form_submit_button("Queue another training run" if busy_here else "Start training",
                                           type="secondary" if busy_here else "primary",
@@ -217,9 +224,11 @@ if not errors:
                 "weights": weights, "train_on": "all" if train_all else "split",
                 "max_images": int(max_images) or None, **extras,
             }).to_dict()
-            busy = [j for j in runner.list(limit=50) if j.active and j.kind not in sj.LANES]
+            target = ray_runner if run_on == "ray" and ray_runner is not None else runner
+            busy = [j for j in runner.list(limit=50) if j.active and j.kind not in sj.LANES
+                    and j.runner != "ray"] if target is runner else []
             try:
-                job_id = runner.submit("train", {"task": task, "project": project.name, "hparams": hp},
+                job_id = target.submit("train", {"task": task, "project": project.name, "hparams": hp},
                                        project=project.name)
             except JobError as exc:
                 st.error(str(exc))
@@ -229,6 +238,35 @@ if not errors:
                 state.flash("Training queued: it starts when the running job has finished." if queued_behind
                             else "Training started.", "info" if queued_behind else "success")
                 st.rerun()
+
+# -- cluster -----------------------------------------------------------------------------------------
+with st.expander("Train on a Ray cluster (optional)", icon=":material/hub:"):
+    st.caption("Point the studio at a Ray cluster's dashboard address to train there (on its GPUs when it "
+               "has them). The cluster's nodes need the studio's Python requirements. Turn on Ray's token "
+               "authentication (RAY_AUTH_MODE=token) for any real cluster.")
+    from core import settings as studio_settings
+
+    saved = studio_settings.get_setting(store, studio_settings.RAY_ADDRESS) or ""
+    with st.form(f"{KEY}cluster"):
+        addr = st.text_input("Cluster address", saved, placeholder="http://ray-head.example:8265",
+                             key=f"{KEY}cluster.address")
+        token = st.text_input("Token (kept in memory for this session only)", type="password",
+                              key=f"{KEY}cluster.token")
+        if st.form_submit_button("Save"):
+            studio_settings.set_setting(store, studio_settings.RAY_ADDRESS, addr.strip())
+            if token:
+                sj.RAY_TOKEN.set(token)
+            st.rerun()
+    address = sj.cluster_address()
+    if address:
+        status = sj.cluster_status(address, sj.cluster_token())
+        if status["reachable"]:
+            res = status["resources"]
+            st.success(f"{status['message']} — {res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs",
+                       icon=":material/check_circle:")
+        else:
+            st.error(f"{status['message']}. Jobs sent to it wait in the queue and retry, then fail with "
+                     "this reason.", icon=":material/cloud_off:")
 
 # -- history -----------------------------------------------------------------------------------------
 st.divider()
@@ -246,6 +284,7 @@ else:
             "duration": sj.format_seconds(j.duration),
             "result": f"{res[0]} {res[1]:.3f}" if res else "",
             "epochs": j.params.get("hparams", {}).get("epochs"),
+            "ran on": "Ray cluster" if j.runner == "ray" else "this machine",
             "model": j.artefact_id or "",
             "message": j.error or j.message,
             "job": j.id,

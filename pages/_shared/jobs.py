@@ -219,3 +219,46 @@ def dataset_problems(stats: dict, task: str) -> tuple[list[str], list[str]]:
         warnings.append(f"{stats['unreviewed_images']} images have unreviewed (suggested) labels; "
                         "they are used as they are.")
     return errors, warnings
+
+
+# -- the Ray cluster runner (optional) -----------------------------------------------------------
+RAY_TOKEN: StateKey = StateKey("studio.jobs.ray_token", str)  # typed token: this session's memory only
+RUNNER_CHOICE: StateKey = StateKey("studio.jobs.runner", lambda: "local")
+
+
+@st.cache_resource(show_spinner=False)
+def _ray_runner_at(root: str, address: str, token: str | None, _store: Store):
+    from core.ray_runner import RayRunner
+
+    install_hooks()
+    return RayRunner(_store, address, token=token).start()
+
+
+def cluster_address() -> str | None:
+    from core import settings
+
+    return settings.ray_address(get_store())
+
+
+def cluster_token() -> str | None:
+    from core import settings
+
+    return settings.ray_token_from_env() or RAY_TOKEN.get() or None
+
+
+def get_ray_runner() -> Runner | None:
+    """The Ray runner for the configured cluster (None when no cluster is configured)."""
+    address = cluster_address()
+    if not address:
+        return None
+    store = get_store()
+    return _ray_runner_at(str(store.root), address, cluster_token(), store)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def cluster_status(address: str, token: str | None) -> dict:
+    """Reachability and resources of the cluster, refreshed at most every 10 s."""
+    from core.ray_runner import cluster_status as probe
+
+    s = probe(address, token, timeout=3.0)
+    return {"reachable": s.reachable, "message": s.message, "resources": s.resources, "nodes": s.nodes}
