@@ -103,6 +103,8 @@ if view == "gallery":
                     state.sync_pick(rec.id)
                     st.checkbox("Select", key=state.PICK_PREFIX + rec.id, on_change=state.toggle_selected,
                                 args=(rec.id,))
+                    widgets.page_link(widgets.LABEL_PAGE, "Edit labels", ":material/edit:",
+                                      query_params={"project": project.name, "image": rec.id})
         s = st.columns([2, 2, 4])
         s[0].button("Select this page", key="studio.dataset.select_page", icon=":material/select_all:",
                     on_click=state.select_images, args=([r.id for r in records],))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from core.annotations import Project
 from pages._shared import state
@@ -20,11 +21,11 @@ def show_flashes() -> None:
         getattr(st, kind if kind in ("success", "info", "warning", "error") else "info")(message)
 
 
-def page_link(page: str, label: str, icon: str | None = None) -> None:
+def page_link(page: str, label: str, icon: str | None = None, query_params: dict | None = None) -> None:
     """A link to another page; silently nothing when that page is not part of this studio."""
     try:
-        st.page_link(page, label=label, icon=icon)
-    except Exception:  # noqa: BLE001 - page missing from the navigation (not installed yet)
+        st.page_link(page, label=label, icon=icon, query_params=query_params)
+    except StreamlitAPIException:  # page missing from the navigation (not installed yet)
         pass
 
 

@@ -204,3 +204,13 @@ def test_gallery_page_of_a_big_project_opens_fast(big_app):
           f"first page {first[0]:.2f}/{first[1]:.2f}, page 300 {middle[0]:.2f}/{middle[1]:.2f}, "
           f"split filter {by_split[0]:.2f}/{by_split[1]:.2f}")
     assert first[1] < 1.0 and middle[1] < 1.0 and by_split[1] < 1.0
+
+
+def test_each_photo_links_to_the_label_page(demo):
+    at, project = demo
+    links = [e for e in at.main.get("page_link") if "Edit labels" in e.proto.label]
+    assert len(links) == 24
+    from urllib.parse import parse_qs
+
+    first = _picks(at)[0].key.rsplit(".", 1)[1]
+    assert parse_qs(links[0].proto.query_string) == {"project": [project.name], "image": [first]}
