@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIP_DIRS = {".venv", "venv", ".git", "data", "test-output", "node_modules", "__pycache__", "build", "dist"}
+SKIP_ANYWHERE = {"node_modules", "__pycache__"}  # plus hidden folders (.venv, .git, …)
+SKIP_TOP = {"venv", "data", "test-output", "build", "dist"}  # run-time output beside the code
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,9 @@ def _py_files() -> list[Path]:
     out = []
     for p in ROOT.rglob("*.py"):
         rel = p.relative_to(ROOT)
-        if any(part in SKIP_DIRS or part.startswith(".") for part in rel.parts[:-1]):
+        folders = rel.parts[:-1]
+        if (folders and folders[0] in SKIP_TOP) or any(
+                part in SKIP_ANYWHERE or part.startswith(".") for part in folders):
             continue
         out.append(p)
     return sorted(out)
