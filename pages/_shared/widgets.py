@@ -40,6 +40,9 @@ def require_project() -> Project:
     return project
 
 
+FORMAT_NAMES = {"voc": "Pascal VOC", "coco": "COCO", "yolo": "YOLO", "csv": "CSV", "folders": "class folders"}
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
@@ -60,7 +63,8 @@ def show_import_report(report: dict) -> None:
             st.info(f"All {_plural(existing, 'image')} were already in this project: nothing new to add.")
         else:
             fmt = report.get("format") or ""
-            how = f" (read as {fmt})" if fmt and fmt != "images" else ""
+            names = [FORMAT_NAMES.get(f, f) for f in fmt.split("+") if f and f != "images"]
+            how = f" (read as {' + '.join(names)})" if names else ""
             st.success(f"Imported {_plural(added, 'new image')}{how}.", icon=":material/check_circle:")
     cols = st.columns(4)
     cols[0].metric("Images added", f"{added:,}")

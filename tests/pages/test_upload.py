@@ -104,7 +104,7 @@ def test_server_path_import_and_missing_path(upload_page, store, raccoon_dir, tm
     at.button(key="studio.upload.path_go").click().run()
     assert not at.exception
     assert _metrics(at)["Images added"] == "3"
-    assert any("(read as voc)" in s.value for s in at.success)
+    assert any("(read as Pascal VOC)" in s.value for s in at.success)
 
     at.text_input(key="studio.upload.path").input(str(tmp_path / "nope")).run()
     at.button(key="studio.upload.path_go").click().run()
