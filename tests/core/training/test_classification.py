@@ -130,8 +130,8 @@ def test_cancel_publishes_nothing_and_leaves_no_partial(tmp_path, digits_dir):
         job_id = runner.submit("train", {"task": "classification", "project": project.name,
                                          "hparams": {**HP, "epochs": 200}})
         deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:  # wait until training runs batches, then cancel
-            if any(e.get("step") for e in runner.events(job_id)):
+        while time.monotonic() < deadline:  # wait until the model is built and training starts, then cancel
+            if any(e.get("message") == "Training" or e.get("step") for e in runner.events(job_id)):
                 break
             assert not runner.get(job_id).state.finished, runner.get(job_id).error
             time.sleep(0.2)
