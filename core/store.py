@@ -70,8 +70,8 @@ CREATE TABLE IF NOT EXISTS annotations (
     score REAL,
     FOREIGN KEY (project_id, image_id) REFERENCES images(project_id, image_id) ON DELETE CASCADE
 );
-CREATE INDEX IF NOT EXISTS ann_image ON annotations(project_id, image_id);
-CREATE INDEX IF NOT EXISTS ann_class ON annotations(project_id, class_id);
+CREATE INDEX IF NOT EXISTS ann_image ON annotations(project_id, image_id, class_id);
+CREATE INDEX IF NOT EXISTS ann_class_image ON annotations(project_id, class_id, image_id);
 CREATE TABLE IF NOT EXISTS annotation_history (
     project_id INTEGER NOT NULL,
     image_id TEXT NOT NULL,
@@ -437,10 +437,10 @@ class Store:
             where.append("i.split=?")
             args.append(split)
         if label:
-            where.append("EXISTS (SELECT 1 FROM annotations a JOIN classes c ON c.project_id=a.project_id"
-                         " AND c.class_id=a.class_id WHERE a.project_id=i.project_id"
-                         " AND a.image_id=i.image_id AND c.name=?)")
-            args.append(label)
+            where.append("EXISTS (SELECT 1 FROM annotations a WHERE a.project_id=i.project_id"
+                         " AND a.image_id=i.image_id AND a.class_id=(SELECT class_id FROM classes"
+                         " WHERE project_id=? AND name=?))")
+            args += [project.id, label]
         if unlabelled is True:
             where.append("NOT EXISTS (SELECT 1 FROM annotations a WHERE a.project_id=i.project_id"
                          " AND a.image_id=i.image_id)")
@@ -639,12 +639,13 @@ class Store:
                 "SELECT COUNT(DISTINCT image_id) FROM annotations WHERE project_id=?", (pid,)).fetchone()[0]
             boxes = conn.execute("SELECT COUNT(*) FROM annotations WHERE project_id=? AND x_min IS NOT NULL",
                                  (pid,)).fetchone()[0]
+            counts = {r[0]: (r[1], r[2]) for r in conn.execute(
+                "SELECT class_id, COUNT(*), COUNT(DISTINCT image_id) FROM annotations"
+                " WHERE project_id=? GROUP BY class_id", (pid,))}
             per_class = {
-                r["name"]: {"annotations": r["n"], "images": r["imgs"]}
-                for r in conn.execute(
-                    "SELECT c.name, COUNT(a.id) AS n, COUNT(DISTINCT a.image_id) AS imgs FROM classes c"
-                    " LEFT JOIN annotations a ON a.project_id=c.project_id AND a.class_id=c.class_id"
-                    " WHERE c.project_id=? GROUP BY c.class_id ORDER BY c.class_id", (pid,))
+                r["name"]: dict(zip(("annotations", "images"), counts.get(r["class_id"], (0, 0))))
+                for r in conn.execute("SELECT class_id, name FROM classes WHERE project_id=? ORDER BY class_id",
+                                      (pid,))
             }
             per_split = {s: 0 for s in SPLITS}
             per_split.update({r[0]: r[1] for r in conn.execute(
