@@ -4,6 +4,11 @@ from pathlib import Path
 
 import streamlit as st
 
+try:  # the live webcam's WebRTC stack must be loaded before TensorFlow is (aiortc after TF segfaults)
+    import aiortc  # noqa: F401
+except ImportError:  # optional: the Preview page explains how to get the live webcam
+    pass
+
 from pages._shared import auth, state
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
