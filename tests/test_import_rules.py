@@ -115,6 +115,16 @@ def test_core_never_imports_the_runtime_or_the_builder():
                      "function):\n" + _fmt(bad))
 
 
+def test_runtime_and_builder_import_only_core_of_ours():
+    """coral_runtime imports core only; builder imports core and coral_runtime — the runtime it ships
+    into the robot image, and runs in-process to check the image's answers in the smoke test."""
+    allowed = {"coral_runtime/": {"core", "coral_runtime"}, "builder/": {"core", "coral_runtime", "builder"}}
+    ours = {"core", "coral_runtime", "builder", "pages", "app"}
+    bad = [i for i in ALL_IMPORTS for prefix, ok in allowed.items()
+           if i.path.startswith(prefix) and _root_of(i.module) in ours and _root_of(i.module) not in ok]
+    assert not bad, "coral_runtime imports core only; builder imports core and coral_runtime:\n" + _fmt(bad)
+
+
 def test_only_coral_runtime_imports_litert():
     bad = [i for i in ALL_IMPORTS if _root_of(i.module) == "ai_edge_litert"
            and not i.path.startswith("coral_runtime/") and not _is_test(i.path)]
