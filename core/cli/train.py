@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-images", type=int, help="use at most N images (quick runs)")
     p.add_argument("--seed", type=int)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--runner", choices=("local", "ray"), default="local",
+                   help="run here (default) or on a Ray cluster (token from $STUDIO_RAY_TOKEN)")
+    p.add_argument("--ray-address", help="the Ray cluster's dashboard URL (default: the studio's setting)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a model folder's float and int8 models on a split")
@@ -96,7 +99,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        job = run_foreground(store, "train", params, project=project.name, on_event=on_event)
+        if args.runner == "ray":
+            job = _run_on_ray(store, args, params, on_event)
+        else:
+            job = run_foreground(store, "train", params, project=project.name, on_event=on_event)
     finally:
         if bar is not None:
             bar.close()
@@ -114,6 +120,36 @@ def cmd_train(args: argparse.Namespace) -> int:
                     "training": m.get("training")})
     emit(summary)
     return 0
+
+
+def _run_on_ray(store, args: argparse.Namespace, params: dict, on_event):
+    """Submit the job to the Ray cluster and follow it to its end (Ctrl-C cancels it)."""
+    import time
+
+    from core import settings
+    from core.ray_runner import RayRunner
+
+    address = args.ray_address or settings.ray_address(store)
+    if not address:
+        raise ValueError("--runner ray needs --ray-address URL (or the cluster address set in the studio)")
+    runner = RayRunner(store, address, token=settings.ray_token_from_env())
+    job_id = runner.submit("train", params)
+    print(f"submitted job {job_id} to the Ray cluster at {address}", file=sys.stderr)
+    seen = 0
+    try:
+        while True:
+            for ev in runner.events(job_id, since=seen):
+                seen = ev["seq"]
+                if ev.get("type") == "progress":
+                    on_event(ev)
+            job = runner.get(job_id)
+            if job.state.finished:
+                return job
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        runner.cancel(job_id)
+        runner.wait(job_id, timeout=60)
+        raise
 
 
 def _brief(metrics: Any) -> Any:
