@@ -120,3 +120,21 @@ def test_job_submitted_while_the_head_is_down_waits_then_fails_with_the_reason(s
     job = runner.wait(job_id, timeout=60)
     assert job.state is JobState.FAILED and "could not be reached" in job.message
     assert not cluster_status("http://127.0.0.1:9").reachable
+
+
+def test_cli_train_with_the_ray_runner(store, digits_project, ray_address, data_dir):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-m", "core", "--data-dir", str(data_dir), "train", "--project", "digits",
+         "--runner", "ray", "--ray-address", ray_address, "--epochs", "1", "--image-size", "64", "--alpha",
+         "0.35", "--batch-size", "8", "--weights", "none", "--no-augment", "--no-progress"],
+        cwd=root, capture_output=True, text=True, timeout=900)
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert proc.returncode == 0 and summary["ok"], (summary, proc.stderr[-2000:])
+    assert "accuracy" in summary["metrics"]["int8"]
+    assert store.dataset_hash(digits_project) == artefacts.load_manifest(summary["artefact"])["dataset_hash"]
