@@ -21,6 +21,7 @@ from core.training.hparams import ClassificationHParams
 
 # fractions of the whole job spent in each stage (for the progress bar)
 PREPARE, TRAIN, EXPORT, EVALUATE = (0.0, 0.08), (0.08, 0.85), (0.85, 0.93), (0.93, 0.99)
+SCRATCH_BN_MOMENTUM = 0.9
 
 
 def build_model(num_classes: int, hp: ClassificationHParams, weights: str | None = None):
@@ -45,11 +46,13 @@ def build_model(num_classes: int, hp: ClassificationHParams, weights: str | None
     if weights:
         base.trainable = False
     else:
-        # from scratch: Keras' MobileNetV2 uses BatchNorm momentum 0.999, whose moving statistics lag
-        # far behind on small datasets (few hundred steps); 0.99 tracks the weights in time
+        # from scratch: Keras' MobileNetV2 uses BatchNorm momentum 0.999. Its moving variance starts at 1
+        # while the real one is far smaller, so in inference mode (validation, export) activations shrink
+        # through ~50 BN layers and the model predicts one class for hundreds of steps. 0.9 follows the
+        # real statistics within a few dozen steps.
         for layer in base.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = 0.99
+                layer.momentum = SCRATCH_BN_MOMENTUM
     x = base(x, training=False if weights else None)
     if hp.dropout:
         x = keras.layers.Dropout(float(hp.dropout), name="dropout")(x)
@@ -168,8 +171,9 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
         make_best_weights_callback(str(best_path), monitor=monitor),
     ]
     if has_val and hp.early_stopping_patience and hp.early_stopping_patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=int(hp.early_stopping_patience),
-                                                       restore_best_weights=True))
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=int(hp.early_stopping_patience), restore_best_weights=True,
+            start_from_epoch=0 if weights_path else min(5, int(hp.epochs) // 3)))  # scratch: slow start
     ctx.progress(fraction=TRAIN[0], epoch=0, total_epochs=int(hp.epochs), message="Training")
     t_fit = time.time()
     hist = model.fit(train_ds, validation_data=val_ds, epochs=int(hp.epochs), callbacks=callbacks,
