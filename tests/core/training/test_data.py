@@ -85,6 +85,7 @@ def test_tf_pipeline_shapes_ranges_and_augmentation():
     assert x.dtype == np.float32 and x.shape == (10, 24, 24, 3)
     assert 0.0 <= x.min() and x.max() <= 255.0
     assert np.concatenate([b[1] for b in batches]).sum(0).tolist() == [4, 3, 3]
+    assert not np.array_equal(np.sort(x, axis=None), np.sort(images.astype(np.float32), axis=None))  # augmented
     plain = np.concatenate([b[0] for b in make_dataset(images, labels, 4).as_numpy_iterator()])
     np.testing.assert_array_equal(plain, images.astype(np.float32))  # no shuffle, no augmentation
 
