@@ -1,13 +1,15 @@
 """Edge TPU Studio: the page frame (config, password gate, navigation). Run: streamlit run app.py"""
 
+import sys
 from pathlib import Path
 
 import streamlit as st
 
-try:  # the live webcam's WebRTC stack must be loaded before TensorFlow is (aiortc after TF segfaults)
-    import aiortc  # noqa: F401
-except ImportError:  # optional: the Preview page explains how to get the live webcam
-    pass
+if "tensorflow" not in sys.modules:  # the live webcam's WebRTC stack must load before TensorFlow
+    try:                               # (importing aiortc after TF segfaults; the other order is fine)
+        import aiortc  # noqa: F401
+    except ImportError:  # optional: the Preview page explains how to get the live webcam
+        pass
 
 from pages._shared import auth, state
 
