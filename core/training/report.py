@@ -9,6 +9,7 @@ from core import artefacts
 
 DOWNLOADS = (  # (manifest "files" key, default file name, mime type)
     ("int8", artefacts.INT8_MODEL, "application/octet-stream"),
+    ("edgetpu", artefacts.EDGETPU_MODEL, "application/octet-stream"),  # when the compiler ran
     ("labels", artefacts.LABELS, "text/plain"),
     ("manifest", artefacts.MANIFEST, "application/json"),
 )
