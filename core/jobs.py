@@ -734,7 +734,38 @@ class Runner(Protocol):
     def logs(self, job_id: str, tail: int = 200) -> list[str]: ...
 
 
-class LocalRunner:
+class TableReads:
+    """The read side of the Runner interface, shared by every runner that keeps jobs in a JobTable."""
+
+    table: "JobTable"
+
+    def get(self, job_id: str) -> Job:
+        return self.table.get(job_id)
+
+    def list(self, project: str | None = None, limit: int = 50) -> list[Job]:
+        return self.table.list(project=project, limit=limit)
+
+    def active(self, project: str | None = None) -> list[Job]:
+        """Queued and running jobs (newest first)."""
+        return self.table.list(project=project, states=ACTIVE_STATES, limit=100)
+
+    def events(self, job_id: str, since: int = 0) -> list[dict]:
+        return self.table.events(job_id, since)
+
+    def logs(self, job_id: str, tail: int = 200) -> list[str]:
+        return self.table.logs(job_id, tail)
+
+    def wait(self, job_id: str, timeout: float = 60.0, poll: float = 0.05) -> Job:
+        """Block until the job reaches an end state or ``timeout`` passes (for tests and scripts)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.table.get(job_id)
+            if job.state.finished or time.monotonic() >= deadline:
+                return job
+            time.sleep(poll)
+
+
+class LocalRunner(TableReads):
     """Runs jobs in this process: a queue and ``max_concurrent`` worker threads.
 
     ``lanes`` gives some kinds a queue and workers of their own, e.g. ``{"build-image": 1}``
@@ -837,16 +868,6 @@ class LocalRunner:
             self.start()
         return job_id
 
-    def get(self, job_id: str) -> Job:
-        return self.table.get(job_id)
-
-    def list(self, project: str | None = None, limit: int = 50) -> list[Job]:
-        return self.table.list(project=project, limit=limit)
-
-    def active(self, project: str | None = None) -> list[Job]:
-        """Queued and running jobs (newest first)."""
-        return self.table.list(project=project, states=ACTIVE_STATES, limit=100)
-
     def cancel(self, job_id: str) -> None:
         """Cancel a job: a queued one at once, a running one at its next ``check_cancelled``.
 
@@ -865,21 +886,6 @@ class LocalRunner:
                 self.table.add_log(job_id, "cancelled while queued")
             except InvalidTransition:
                 pass  # it started meanwhile: the event stops it
-
-    def events(self, job_id: str, since: int = 0) -> list[dict]:
-        return self.table.events(job_id, since)
-
-    def logs(self, job_id: str, tail: int = 200) -> list[str]:
-        return self.table.logs(job_id, tail)
-
-    def wait(self, job_id: str, timeout: float = 60.0, poll: float = 0.05) -> Job:
-        """Block until the job reaches an end state (for tests and scripts)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            job = self.table.get(job_id)
-            if job.state.finished or time.monotonic() >= deadline:
-                return job
-            time.sleep(poll)
 
     # internals
     def _enqueue(self, job_id: str, kind: str) -> None:

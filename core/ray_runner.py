@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from core import artefacts
-from core.jobs import ACTIVE_STATES, InvalidTransition, Job, JobContext, JobError, JobState, JobTable
+from core.jobs import (ACTIVE_STATES, InvalidTransition, Job, JobContext, JobError, JobState, JobTable,
+                       TableReads)
 from core.remote import ARTEFACT, ARTEFACT_END, EVENT
 from core.snapshot import snapshot_project
 from core.store import Store
@@ -103,7 +104,7 @@ def cluster_status(address: str, token: str | None = None, timeout: float = 5.0)
     return ClusterStatus(address, True, f"Ray cluster at {address}: {nodes} node(s)", totals, nodes)
 
 
-class RayRunner:
+class RayRunner(TableReads):
     """Submit / get / list / cancel jobs that run on a Ray cluster."""
 
     name = "ray"
@@ -138,15 +139,6 @@ class RayRunner:
         self._start_monitor(job_id)
         return job_id
 
-    def get(self, job_id: str) -> Job:
-        return self.table.get(job_id)
-
-    def list(self, project: str | None = None, limit: int = 50) -> list[Job]:
-        return self.table.list(project=project, limit=limit)
-
-    def active(self, project: str | None = None) -> list[Job]:
-        return self.table.list(project=project, states=ACTIVE_STATES, limit=100)
-
     def cancel(self, job_id: str) -> None:
         """Stop the job: a queued one at once, a running one by asking Ray to stop it."""
         job = self.table.get(job_id)
@@ -159,20 +151,6 @@ class RayRunner:
             ev.set()
         if job.state is JobState.QUEUED and ev is None:
             self._finish(job_id, JobState.CANCELLED, message="Cancelled before it started")
-
-    def events(self, job_id: str, since: int = 0) -> list[dict]:
-        return self.table.events(job_id, since)
-
-    def logs(self, job_id: str, tail: int = 200) -> list[str]:
-        return self.table.logs(job_id, tail)
-
-    def wait(self, job_id: str, timeout: float = 600.0, poll: float = 0.2) -> Job:
-        deadline = time.monotonic() + timeout
-        while True:
-            job = self.table.get(job_id)
-            if job.state.finished or time.monotonic() >= deadline:
-                return job
-            time.sleep(poll)
 
     def status(self) -> ClusterStatus:
         return cluster_status(self.address, self._token)

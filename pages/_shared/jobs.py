@@ -124,14 +124,9 @@ def current_job(runner: Runner, project: str) -> Job | None:
 # -- display helpers (pure) ---------------------------------------------------------------------
 def format_seconds(seconds: float | None) -> str:
     """``"1 h 02 min"``, ``"3 min 05 s"``, ``"12 s"``; ``"–"`` when unknown."""
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "–"
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    if s >= 60:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s} s"
+    from core.training.callbacks import format_eta
+
+    return format_eta(seconds) or "–"
 
 
 STATE_ICONS = {  # Material icons (emoji with variation selectors are missing from some fonts)
