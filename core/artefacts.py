@@ -147,3 +147,20 @@ def run_post_publish_hooks(folder: Path, log=print) -> None:
             fn(Path(folder))
         except Exception as exc:  # noqa: BLE001 - a hook must not break a finished model
             log(f"post-publish step {getattr(fn, '__name__', fn)} failed: {exc}")
+
+
+def build_artefact(data_root: Path, build, log=print) -> str:
+    """Run ``build(artefact_id, partial_folder) -> published_folder`` and the post-publish hooks.
+
+    The partial folder is removed when ``build`` fails or is cancelled, so nothing half-made is
+    left that looks like a model. Returns the artefact id.
+    """
+    aid = new_artefact_id()
+    partial = partial_dir(data_root, aid)
+    try:
+        folder = build(aid, partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    run_post_publish_hooks(folder, log=log)
+    return aid

@@ -6,7 +6,6 @@ itself (a Rescaling layer), so the Edge TPU model's input is the plain resized i
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -88,16 +87,8 @@ def train_classification(ctx, project: Project, hp: ClassificationHParams) -> st
     ``ctx`` is a ``core.jobs.JobContext``. Cancellation (``ctx.check_cancelled``) or any
     failure removes the partial artefact folder; nothing is published.
     """
-    store = ctx.store
-    aid = artefacts.new_artefact_id()
-    partial = artefacts.partial_dir(store.root, aid)
-    try:
-        folder = _train(ctx, project, hp, aid, partial)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    artefacts.run_post_publish_hooks(folder, log=ctx.log)
-    return aid
+    return artefacts.build_artefact(ctx.store.root, lambda aid, partial: _train(ctx, project, hp, aid, partial),
+                                    log=ctx.log)
 
 
 def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: Path) -> Path:

@@ -12,7 +12,6 @@ Extra settings (``hp.extra``): ``resize`` ("stretch" | "letterbox"), ``min_scale
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -37,16 +36,8 @@ def train_detection(ctx: Any, project: Project, hp: DetectionHParams) -> str:
     """
     if isinstance(hp, dict):
         hp = DetectionHParams.from_dict(hp)
-    store = ctx.store
-    aid = artefacts.new_artefact_id()
-    partial = artefacts.partial_dir(store.root, aid)
-    try:
-        folder = _train(ctx, project, hp, aid, partial)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    artefacts.run_post_publish_hooks(folder, log=ctx.log)
-    return aid
+    return artefacts.build_artefact(ctx.store.root, lambda aid, partial: _train(ctx, project, hp, aid, partial),
+                                    log=ctx.log)
 
 
 def _select(store: Any, project: Project, hp: DetectionHParams, labels: list[str]):
