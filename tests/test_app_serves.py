@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -94,9 +95,27 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 def test_first_request_to_a_page_url_still_asks_for_the_password(server, password):
     """A fresh server runs pages/<page>.py directly for its very first request (Streamlit's pages/
     folder mode): the page must still show only the sign-in form, then work after signing in."""
+    base, _ = server
+    # its own thread: the e2e tests' session browser keeps Playwright's loop running in the main thread
+    errors: list[BaseException] = []
+    worker = threading.Thread(target=lambda: _sign_in_flow(base, password, errors))
+    worker.start()
+    worker.join(timeout=300)
+    assert not worker.is_alive(), "the browser flow did not finish in 5 minutes"
+    if errors:
+        raise errors[0]
+
+
+def _sign_in_flow(base: str, password: str, errors: list) -> None:
+    try:
+        _sign_in_steps(base, password)
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+        errors.append(exc)
+
+
+def _sign_in_steps(base: str, password: str) -> None:
     from playwright.sync_api import sync_playwright
 
-    base, _ = server
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
