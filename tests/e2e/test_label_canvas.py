@@ -64,7 +64,27 @@ def open_image(page, image_id: str) -> dict:
     return canvas.bounding_box()
 
 
+def wait_idle(page, quiet: float = 0.5, timeout: float = 30.0) -> None:
+    """Wait until no script run is going on or requested for ``quiet`` seconds in a row.
+
+    A rerun in flight (e.g. the canvas's debounced report of the last edit, 200 ms after
+    mouse-up, or its background-fit report) can land in the middle of the next drag."""
+    app = page.locator('[data-testid="stApp"]')
+    deadline = time.monotonic() + timeout
+    calm_since = None
+    while time.monotonic() < deadline:
+        if app.get_attribute("data-test-script-state") == "notRunning":
+            calm_since = calm_since or time.monotonic()
+            if time.monotonic() - calm_since >= quiet:
+                return
+        else:
+            calm_since = None
+        time.sleep(0.1)
+    raise AssertionError(f"the app was still running after {timeout}s")
+
+
 def drag(page, x0: int, y0: int, x1: int, y1: int) -> None:
+    wait_idle(page)
     page.mouse.move(x0, y0)
     page.mouse.down()
     page.mouse.move(x1, y1, steps=10)
