@@ -60,10 +60,14 @@ def start(home: Path, ray_bin: str | None = None, num_cpus: int = 2) -> str:
            f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
            f"--runtime-env-agent-port={renv}", f"--metrics-export-port={metrics}",
            f"--min-worker-port={max(low, 20000)}", f"--max-worker-port={max(low, 20000) + 200}"]
-    subprocess.run(cmd, env=ray_env(home), check=True, capture_output=True, timeout=120)
     url = f"http://127.0.0.1:{dash}"
-    (home / "dashboard-url").write_text(url)
-    _wait_http(url + "/api/version", 60)
+    try:
+        subprocess.run(cmd, env=ray_env(home), check=True, capture_output=True, timeout=120)
+        (home / "dashboard-url").write_text(url)
+        _wait_http(url + "/api/version", 60)
+    except BaseException:
+        stop(home)  # a half-started head leaves no processes behind
+        raise
     return url
 
 
