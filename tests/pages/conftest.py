@@ -26,6 +26,14 @@ def _run_main_script(main_script_path: str) -> None:
 
 
 @pytest.fixture
+def env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The studio's environment for a page test: a fresh data dir, no password."""
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("STUDIO_PASSWORD", raising=False)
+    return data_dir
+
+
+@pytest.fixture
 def make_app(data_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """A factory of AppTest instances of app.py, with the store in a tmp data dir.
 

@@ -23,13 +23,6 @@ CANVAS_PREFIX = "studio.label.canvas."
 SYNC = "studio.label.sync"
 
 
-@pytest.fixture
-def env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("STUDIO_DATA_DIR", str(data_dir))
-    monkeypatch.delenv("STUDIO_PASSWORD", raising=False)
-    return data_dir
-
-
 def _add(store: Store, project, files: list[Path], splits: list[str] | None = None):
     items = []
     for k, f in enumerate(files):

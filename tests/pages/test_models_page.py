@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import artefacts
@@ -18,13 +17,6 @@ from core.store import Store
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "models.py")
 PROJECT_KEY = "studio.project"
-
-
-@pytest.fixture
-def env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("STUDIO_DATA_DIR", str(data_dir))
-    monkeypatch.delenv("STUDIO_PASSWORD", raising=False)
-    return data_dir
 
 
 def _metrics(acc: float) -> dict:

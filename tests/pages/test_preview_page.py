@@ -25,13 +25,6 @@ def colour_model() -> bytes:
     return M.trained_colour_classifier()
 
 
-@pytest.fixture
-def env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("STUDIO_DATA_DIR", str(data_dir))
-    monkeypatch.delenv("STUDIO_PASSWORD", raising=False)
-    return data_dir
-
-
 def _jpeg(im) -> bytes:
     buf = io.BytesIO()
     im.save(buf, "PNG")

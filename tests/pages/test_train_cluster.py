@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core import settings
-from tests.pages.test_train_page import env, page, ready, texts  # noqa: F401 - fixtures
+from tests.pages.test_train_page import page, ready, texts  # noqa: F401 - fixtures
 
 
 def test_unreachable_cluster_is_explained_and_offered_per_job(ready, store):

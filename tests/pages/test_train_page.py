@@ -24,13 +24,6 @@ PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "train.py")
 PROJECT_KEY = "studio.project"
 
 
-@pytest.fixture
-def env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("STUDIO_DATA_DIR", str(data_dir))
-    monkeypatch.delenv("STUDIO_PASSWORD", raising=False)
-    return data_dir
-
-
 def fake_train(ctx: JobContext, params: dict) -> str:
     """Reports two epochs with metrics, then works until cancelled (or ``params['hparams']['epochs']``
     is 2, then it finishes)."""
