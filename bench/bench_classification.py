@@ -46,7 +46,7 @@ def run(out_dir: Path, quick: bool = False, epochs: int | None = None, max_image
     """Train, export, evaluate and time; returns the figures (see module docstring)."""
     from core import artefacts
     from core.importer import import_paths
-    from core.jobs import JobState, run_foreground
+    from bench._common import train_and_read
     from core.store import Store
 
     epochs = epochs or (2 if quick else 30)
@@ -61,17 +61,10 @@ def run(out_dir: Path, quick: bool = False, epochs: int | None = None, max_image
 
     hp = {"epochs": epochs, "image_size": 96, "alpha": 0.35, "batch_size": 32, "learning_rate": 1e-3,
           "weights": "none", "early_stopping_patience": 5, "max_images": max_images, "seed": 0}
-    t = time.perf_counter()
-    job = run_foreground(store, "train", {"task": "classification", "project": project.name, "hparams": hp})
-    job_s = time.perf_counter() - t
-    if job.state != JobState.SUCCEEDED:
-        raise RuntimeError(f"training failed: {job.error}")
-    folder = artefacts.artefact_path(store.root, job.artefact_id)
-    m = artefacts.load_manifest(folder)
+    run_ = train_and_read(store, project, "classification", hp)
+    folder, m, job_s, n_train, steady = (run_.folder, run_.manifest, run_.job_seconds, run_.train_images,
+                                         run_.steady_epoch_seconds)
     tr = m["training"]
-    n_train = m["dataset"]["train"]
-    epoch_s = tr.get("epoch_seconds") or []
-    steady = statistics.median(epoch_s[1:]) if len(epoch_s) > 1 else None
 
     # -- the same model: tf.data pipeline (augmented) vs cached tensors --------------------------
     import keras

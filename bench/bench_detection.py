@@ -41,7 +41,7 @@ def run(out_dir: Path, quick: bool = False, epochs: int | None = None, alpha: fl
 
     from core import artefacts
     from core.importer import import_paths
-    from core.jobs import JobState, run_foreground
+    from bench._common import train_and_read
     from core.store import Store
 
     # ~30 min of CPU on 2 quiet cores: 160 images x 40 epochs at 320 px, alpha 0.35 (steady ~5 img/s)
@@ -60,17 +60,10 @@ def run(out_dir: Path, quick: bool = False, epochs: int | None = None, alpha: fl
           "weights": "none", "augment": True, "early_stopping_patience": 0 if quick else 15,
           "max_images": 16 if quick else None, "representative_samples": 8 if quick else 100,
           "score_threshold": 0.05, "iou_threshold": 0.5, "max_detections": 20, "seed": 0}
-    t = time.perf_counter()
-    job = run_foreground(store, "train", {"task": "detection", "project": project.name, "hparams": hp})
-    job_s = time.perf_counter() - t
-    if job.state != JobState.SUCCEEDED:
-        raise RuntimeError(f"training failed: {job.error}")
-    folder = artefacts.artefact_path(store.root, job.artefact_id)
-    m = artefacts.load_manifest(folder)
+    run_ = train_and_read(store, project, "detection", hp)
+    folder, m, job_s, n_train, steady = (run_.folder, run_.manifest, run_.job_seconds, run_.train_images,
+                                         run_.steady_epoch_seconds)
     tr = m["training"]
-    n_train = m["dataset"]["train"]
-    epoch_s = tr.get("epoch_seconds") or []
-    steady = statistics.median(epoch_s[1:]) if len(epoch_s) > 1 else None
 
     # -- int8 latency (CPU, tf.lite.Interpreter with the post-process op) ------------------------
     import tensorflow as tf
