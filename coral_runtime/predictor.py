@@ -7,11 +7,13 @@ to ``model_int8.tflite`` on the CPU with a visible reason (see ``interpreter.mak
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from core import artefacts
@@ -44,9 +46,18 @@ class Predictor:
     ``num_threads`` is for the CPU path: 1 by default, because on a small shared machine a second
     XNNPACK thread that sleeps between single-image calls costs more to wake than it saves
     (measured by bench/bench_preview.py); the Edge TPU path does not use it.
+
+    ``reducing_gap`` is Pillow's resize option (``adapters.REDUCING_GAP``: the trainers' fair
+    antialiased resize); ``adapters.FAST_REDUCING_GAP`` trades a little pixel fidelity for speed.
+
+    Per call, ``predict()`` resizes once into a reused per-thread buffer that is already the input
+    tensor's bytes when the input quantisation is the identity (the studio's models), or maps it
+    through a 256-entry table otherwise; then one copy into the interpreter, and each output is
+    read once.
     """
 
-    def __init__(self, artefact_dir: str | Path, device: str = "auto", *, num_threads: int | None = 1):
+    def __init__(self, artefact_dir: str | Path, device: str = "auto", *, num_threads: int | None = 1,
+                 reducing_gap: float | None = adapters.REDUCING_GAP):
         self.folder = Path(artefact_dir)
         self.manifest = artefacts.load_manifest(self.folder)
         m = self.manifest
@@ -72,9 +83,15 @@ class Predictor:
         if [int(size[0]), int(size[1])] != [h, w]:
             raise ValueError(f"manifest input_size {size} does not match the model's input {[h, w]}")
         self.input_size = (h, w)
+        self.reducing_gap = reducing_gap
+        it = self.interpreter
+        self._identity_input = adapters.is_identity_quantization(it.input_dtype, it.input_quantization)
+        self._input_lut = adapters.input_lut(it.input_dtype, it.input_quantization)
+        names = it.output_names()
+        self._outputs = [(int(d["index"]), names[int(d["index"])]) for d in it.outputs]
+        self._local = threading.local()  # the per-thread resize buffer
         self._out_name = None
         if self.task == "classification":
-            names = self.interpreter.output_names()
             self._out_detail = self.interpreter.outputs[0]
             self._out_name = names[int(self._out_detail["index"])]
         else:
@@ -92,22 +109,35 @@ class Predictor:
     def fallback_reason(self) -> str | None:
         return self.interpreter.fallback_reason
 
-    def preprocess(self, image: Image.Image):
-        pixels, tr = adapters.resize_image(image, self.input_size, self.resize)
+    def preprocess(self, image: Image.Image) -> tuple[np.ndarray, adapters.Transform]:
+        """The model input tensor ``[h, w, 3]`` for ``image`` (a new array) and the transform."""
+        return self._preprocess(image, np.empty((*self.input_size, 3), np.uint8))
+
+    def _preprocess(self, image: Image.Image, buf: np.ndarray) -> tuple[np.ndarray, adapters.Transform]:
+        tr = adapters.resize_into(image, buf, self.resize, reducing_gap=self.reducing_gap)
+        if self._identity_input:
+            return buf, tr  # the pixels are the tensor: no arithmetic, no copy
+        if self._input_lut is not None:
+            return self._input_lut[buf], tr
         it = self.interpreter
-        return adapters.quantize_input(pixels, it.input_dtype, it.input_quantization), tr
+        return adapters.quantize_input(buf, it.input_dtype, it.input_quantization), tr
+
+    def _buffer(self) -> np.ndarray:
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = self._local.buf = np.empty((*self.input_size, 3), np.uint8)
+        return buf
 
     def predict(self, image: Image.Image, threshold: float | None = None, top_k: int | None = None) -> Prediction:
         """Classify or detect on one image (original-pixel boxes); times the whole call."""
         t0 = time.perf_counter()
-        tensor, tr = self.preprocess(image)
+        tensor, tr = self._preprocess(image, self._buffer())
         it = self.interpreter
-        names = it.output_names()
         with it.lock:
-            it.set_input(tensor)
+            it.set_input(tensor)  # the one copy into the interpreter
             invoke_ms = it.invoke()
-            outputs = {names[int(d["index"])]: it.interpreter.get_tensor(d["index"]).copy()
-                       for d in it.outputs}
+            get = it.interpreter.get_tensor  # returns a copy: read each output once
+            outputs = {name: get(idx) for idx, name in self._outputs}
         pred = Prediction(self.task, device=it.device, fallback_reason=it.fallback_reason,
                           invoke_ms=invoke_ms, image_size=(tr.width, tr.height))
         if self.task == "classification":
