@@ -19,7 +19,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from core import artefacts
 from core.jobs import JobContext, register_job_kind
@@ -100,17 +100,28 @@ def context_zip(data_root: Path, build_id: str) -> Path:
     return out
 
 
-def image_archive(data_root: Path, build_id: str, base_url: str | None = None) -> Path:
-    """``docker save`` of a build's image, gzipped (made on first request, streamed to disk)."""
+IMAGE_ARCHIVE = "image.tar.gz"
+
+
+def image_archive_ready(data_root: Path, build_id: str) -> Path | None:
+    """The build's gzipped ``docker save`` archive when it was already made, else None."""
+    out = build_dir(data_root, build_id) / IMAGE_ARCHIVE
+    return out if out.is_file() else None
+
+
+def image_archive(data_root: Path, build_id: str, base_url: str | None = None,
+                  on_progress: Callable[[int], None] | None = None) -> Path:
+    """``docker save`` of a build's image, gzipped (made on first request, streamed to disk);
+    ``on_progress(bytes saved so far)`` while it is being made."""
     from builder.docker import save_image_gz
 
     d = build_dir(data_root, build_id)
     rec = load_build(data_root, build_id)
     if not rec.get("image_id"):
         raise ValueError("this build has no image (no Docker engine was reachable)")
-    out = d / "image.tar.gz"
+    out = d / IMAGE_ARCHIVE
     if not out.exists():
-        save_image_gz(rec["tag"], out, base_url=base_url)
+        save_image_gz(rec["tag"], out, base_url=base_url, on_progress=on_progress)
     return out
 
 

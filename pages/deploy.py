@@ -10,7 +10,7 @@ from builder import jobs as bj
 from core import artefacts
 from core.jobs import ACTIVE_STATES, JobState
 from pages._shared import jobs as sj
-from pages._shared import state
+from pages._shared import selection, state
 
 KEY = "studio.deploy."
 BUILD_JOB = state.StateKey(KEY + "job", lambda: None)  # the build job this session follows
@@ -56,7 +56,9 @@ def describe(m: dict) -> str:
 
 ids = [m["id"] for m in models]
 by_id = {m["id"]: m for m in models}
-chosen = st.selectbox("Model", ids, format_func=lambda i: describe(by_id[i]), key=KEY + "model")
+selection.model_picker_default(KEY + "model", ids)
+chosen = st.selectbox("Model", ids, format_func=lambda i: describe(by_id[i]), key=KEY + "model",
+                      on_change=selection.remember_pick, args=(KEY + "model",))
 manifest = by_id[chosen]
 
 with st.form(KEY + "form"):
@@ -117,11 +119,40 @@ def show_result(build_id: str) -> None:
                        file_name=f"build-context-{build_id}.zip", mime="application/zip",
                        icon=":material/folder_zip:", key=KEY + "dl_ctx")
     if rec.get("image_id") and info.reachable:
-        d2.download_button("Docker image (docker save, .tar.gz)", data=bj.image_archive_opener(root, build_id),
-                           file_name=f"{bc.slug(rec['tag'])}.tar.gz", mime="application/gzip",
-                           icon=":material/download:", key=KEY + "dl_img",
-                           help="Load it on the robot with: docker load -i FILE")
+        with d2:
+            image_download(rec)
         push_form(rec)
+
+
+def image_download(rec: dict) -> None:
+    """Saving the image takes a while (docker save | gzip): a button that makes the archive with a
+    progress bar, then the download button of the finished file."""
+    build_id = rec["id"]
+    ready = bj.image_archive_ready(root, build_id)
+    if ready is None:
+        if not st.button("Prepare the image download (docker save)", icon=":material/archive:",
+                         key=KEY + "prep_img", help="Packs the image into one .tar.gz file (about a minute)."):
+            return
+        size = rec.get("size_bytes") or 0
+        bar = st.progress(0.0, text="Saving the image…")
+
+        def progress(done: int) -> None:
+            frac = min(done / size, 1.0) if size else 0.0
+            bar.progress(frac, text=f"Saving the image: {done / 1e6:,.0f} of {size / 1e6:,.0f} MB")
+
+        with st.spinner("Saving the image (docker save | gzip)…"):
+            try:
+                ready = bj.image_archive(root, build_id, on_progress=progress)
+            except Exception as exc:  # noqa: BLE001 - an engine problem: say it, keep the page
+                bar.empty()
+                st.error(f"The image could not be saved: {exc}")
+                return
+        bar.empty()
+    st.download_button("Download the image (.tar.gz)",
+                       data=bj.image_archive_opener(root, build_id),
+                       file_name=f"{bc.slug(rec['tag'])}.tar.gz", mime="application/gzip",
+                       icon=":material/download:", key=KEY + "dl_img", type="primary",
+                       help="Load it on the robot with: docker load -i FILE")
 
 
 PUSH_RESULT = state.StateKey(KEY + "push_result", lambda: None)  # {"build", "ok", "message", "pull"}: no secret

@@ -6,10 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from core.training import report
-from pages._shared import state, widgets
+from pages._shared import selection, state, widgets
 
 KEY = "studio.models."
 TRAIN_PAGE = "pages/train.py"
+PREVIEW_PAGE = "pages/preview.py"
+DEPLOY_PAGE = "pages/deploy.py"
 
 project = widgets.require_project()
 store = state.get_store()
@@ -26,8 +28,11 @@ if not models:
     st.stop()
 
 by_id = {m["id"]: m for m in models}
-chosen = st.selectbox("Model", list(by_id), format_func=lambda i: report.model_label(by_id[i]), key=KEY + "model")
+selection.model_picker_default(KEY + "model", list(by_id))
+chosen = st.selectbox("Model", list(by_id), format_func=lambda i: report.model_label(by_id[i]), key=KEY + "model",
+                      on_change=selection.remember_pick, args=(KEY + "model",))
 m = by_id.get(chosen) or models[0]
+selection.set_current_model(m["id"])
 detection = m.get("task") == "detection"
 
 
@@ -52,6 +57,11 @@ if rows:
         st.caption(f"Measured on the **{split}** split, float Keras model and int8 TFLite model on the same images.")
 else:
     st.warning("This model has no evaluation metrics.")
+nxt = st.columns(3)
+with nxt[0]:
+    widgets.page_link(PREVIEW_PAGE, "Try it on photos (Preview)", ":material/visibility:")
+with nxt[1]:
+    widgets.page_link(DEPLOY_PAGE, "Build a robot image (Deploy)", ":material/smart_toy:")
 
 tab_summary, tab_curves, tab_classes, tab_tpu, tab_files = st.tabs(
     ["Summary", "Training curves", "Per class", "Edge TPU check", "Downloads"])

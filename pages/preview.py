@@ -14,10 +14,12 @@ from core.render import draw_labels
 from core.store import StoreError
 from coral_runtime.interpreter import RuntimeUnavailable
 from pages._shared import preview as pv
-from pages._shared import state
+from pages._shared import selection, state, widgets
 
 SOURCES = ("Sample from the project", "Upload a photo", "Take a photo (camera)", "Live webcam")
 DISPLAY_SIDE = 720
+MIN_DISPLAY_SIDE = 400  # small photos (e.g. 100x100) are enlarged so the drawn labels stay readable
+DEPLOY_PAGE = "pages/deploy.py"
 STUN_ENV = "STUDIO_WEBRTC_STUN"  # optional STUN server for the live webcam (none by default: no calls out)
 
 store = state.get_store()
@@ -50,8 +52,9 @@ def _model_label(m: dict) -> str:
 by_id = {m["id"]: m for m in models if m.get("id")}
 top = st.columns([3, 2])
 with top[0]:
+    selection.model_picker_default(pv.MODEL_WIDGET, list(by_id))
     model_id = st.selectbox("Model", list(by_id), format_func=lambda i: _model_label(by_id[i]),
-                            key=pv.MODEL_WIDGET)
+                            key=pv.MODEL_WIDGET, on_change=selection.remember_pick, args=(pv.MODEL_WIDGET,))
 choices = pv.device_choices()
 labels = dict(choices)
 with top[1]:
@@ -194,9 +197,8 @@ if image is not None:
     pv.record(model_id, device, pred)
     left, right = st.columns([3, 2], gap="large")
     with left:
-        shown = image.copy()
-        shown.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE))
-        scale = shown.width / image.width
+        scale = pv.display_scale(image.width, image.height, DISPLAY_SIDE, MIN_DISPLAY_SIDE)
+        shown = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
         if pred.task == "detection":
             tuples = [(f"{d.label} {d.score:.2f}", d.box.scale(scale).as_tuple(), True) for d in pred.detections]
         else:
@@ -238,3 +240,6 @@ if image is not None:
         st.rerun()
 elif source != SOURCES[3]:
     st.caption("Choose a photo to see the prediction.")
+
+st.divider()
+widgets.page_link(DEPLOY_PAGE, "Happy with it? Build a robot image (Deploy)", ":material/smart_toy:")

@@ -8,7 +8,7 @@ import streamlit as st
 from core.jobs import Job, JobError, JobState
 from core.training.hparams import ClassificationHParams, DetectionHParams, hparams_for
 from pages._shared import jobs as sj
-from pages._shared import state, widgets
+from pages._shared import selection, state, widgets
 
 MODELS_PAGE = "pages/models.py"
 REFRESH_SECONDS = 2.0
@@ -121,7 +121,9 @@ def finished_job(job: Job) -> None:
         res = sj.result_metric(job, store)
         shown = f" — {res[0]} {res[1]:.3f}" if res else ""
         st.success(f"Training finished{shown}. The model is **{job.artefact_id}**.", icon=":material/check:")
-        widgets.page_link(MODELS_PAGE, "See it on the Models page", ":material/inventory_2:")
+        selection.set_current_model(job.artefact_id)
+        widgets.page_link(MODELS_PAGE, "See its metrics and Edge TPU check on the Models page",
+                          ":material/inventory_2:")
     elif job.state is JobState.FAILED:
         st.error(job.message or "Training failed.", icon=":material/error:")
     elif job.state is JobState.CANCELLED:
@@ -194,9 +196,12 @@ if not errors:
         if task == "detection":
             st.markdown("**Detection output**")
             a, b, c = st.columns(3)
-            extras["score_threshold"] = a.slider("Minimum score", 0.05, 0.95, float(v["score_threshold"]), 0.05,
+            extras["score_threshold"] = a.slider("Minimum score", 0.01, 0.95, float(v["score_threshold"]), 0.01,
                                                  key=k + "score_threshold",
-                                                 help="Boxes with a lower confidence are dropped.")
+                                                 help="Boxes with a lower confidence are dropped inside the "
+                                                      "model. Preview can hide more boxes later, never show "
+                                                      "fewer-scored ones: keep it low to see what an early "
+                                                      "model finds.")
             extras["iou_threshold"] = b.slider("Overlap (IoU) for merging boxes", 0.1, 0.9,
                                                float(v["iou_threshold"]), 0.05, key=k + "iou_threshold")
             extras["max_detections"] = c.number_input("Max boxes per photo", 1, 100, int(v["max_detections"]),

@@ -108,4 +108,10 @@ if report is not None and report.get("project") == project.name:
     st.subheader("Last import")
     widgets.show_import_report(report)
     if report.get("images_added"):
-        widgets.page_link(widgets.DATASET_PAGE, "See the photos on the Dataset page", ":material/photo_library:")
+        nxt = st.columns(3)
+        with nxt[0]:
+            widgets.page_link(widgets.DATASET_PAGE, "See the photos on the Dataset page", ":material/photo_library:")
+        with nxt[1]:
+            widgets.page_link(widgets.LABEL_PAGE, "Check or add labels on the Label page", ":material/label:")
+        with nxt[2]:
+            widgets.page_link("pages/train.py", "Train a model", ":material/model_training:")

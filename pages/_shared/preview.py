@@ -90,6 +90,12 @@ def device_choices() -> list[tuple[str, str]]:
     return _device_choices()
 
 
+def display_scale(width: int, height: int, max_side: int, min_side: int) -> float:
+    """The factor that fits a photo into ``max_side`` and enlarges a small one to ``min_side``."""
+    longest = max(width, height, 1)
+    return max_side / longest if longest > max_side else max(1.0, min_side / longest)
+
+
 @dataclass
 class LatencyStats:
     n: int
