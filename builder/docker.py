@@ -273,13 +273,44 @@ def compare_predictions(server: dict[str, Any], local: dict[str, Any], min_iou: 
     return True, f"server and in-app Predictor agree: {what}"
 
 
-def local_prediction(model_dir: str | os.PathLike[str], image_bytes: bytes, device: str = "auto") -> dict[str, Any]:
-    """The in-app Predictor on the same bytes the server gets (decoded the same way: upright RGB)."""
-    from coral_runtime.predictor import Predictor
-    from core.imaging import open_upright
+def server_module():
+    """The model server template (builder/templates/server.py) as a module of this process."""
+    import importlib.util
+    import sys
 
-    pred = Predictor(Path(model_dir), device=device).predict(open_upright(image_bytes))
-    return prediction_to_dict(pred)
+    name = "builder_templates_server"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parent / "templates" / "server.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    before = list(sys.path)
+    sys.modules[name] = mod  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    finally:
+        sys.path[:] = before  # the template puts its own folder first on sys.path
+    return mod
+
+
+def local_prediction(model_dir: str | os.PathLike[str], image_bytes: bytes, device: str = "auto",
+                     full_decode: bool = False) -> dict[str, Any]:
+    """The in-app Predictor on the same bytes the server gets, decoded the same way (the server's
+    own decode: upright RGB, a large JPEG at reduced scale, boxes in original pixels), so that a
+    difference means the image's runtime differs. ``full_decode``: decode at full size instead
+    (``core.imaging.open_upright``, as the Preview page does)."""
+    if full_decode:
+        from coral_runtime.predictor import Predictor
+        from core.imaging import open_upright
+
+        pred = Predictor(Path(model_dir), device=device).predict(open_upright(image_bytes))
+        return prediction_to_dict(pred)
+    service = server_module().ModelService(Path(model_dir), device=device)
+    return service.predict(service.decode(image_bytes))
 
 
 def _container_log(container, tail: int = 60) -> list[str]:

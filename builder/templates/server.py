@@ -18,6 +18,8 @@ Environment:
     DEVICE               "auto" (default), "cpu", "usb:0", ":0" …
     MAX_BODY_BYTES       largest accepted request body (default 16 MiB)
     MAX_IMAGE_PIXELS     largest accepted image (default 50 megapixels)
+    JPEG_DRAFT           "1" (default): decode large JPEGs at reduced scale (see ModelService.decode);
+                         "0": always decode at full size
 """
 
 from __future__ import annotations
@@ -46,6 +48,19 @@ if str(HERE) not in sys.path:  # coral_runtime/ and core/ are shipped beside thi
 SERVER_VERSION = "1"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 50_000_000
+# decode a JPEG at 1/2, 1/4 or 1/8 scale while it stays at least this many times the size it is
+# resized to (Pillow's own thumbnail() uses 2.0)
+DRAFT_GAP = 2.0
+
+
+@dataclasses.dataclass
+class Decoded:
+    """An upright RGB image as decoded, with the size of the original (upright) image it stands for."""
+
+    image: Any  # PIL.Image.Image
+    width: int
+    height: int
+    scale: float = 1.0  # original pixels per decoded pixel (1, 2, 4 or 8)
 
 
 class ApiError(Exception):
@@ -111,7 +126,8 @@ def _jsonable(obj: Any) -> Any:
 class ModelService:
     """One Predictor behind one lock, plus the decoding of request bodies."""
 
-    def __init__(self, model_dir: str | os.PathLike[str], device: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, model_dir: str | os.PathLike[str], device: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS,
+                 draft: bool = True):
         from coral_runtime.predictor import Predictor
 
         self.model_dir = Path(model_dir)
@@ -119,6 +135,10 @@ class ModelService:
         self.predictor = Predictor(self.model_dir, device=device)
         self.lock = threading.Lock()
         self.max_pixels = max_pixels
+        self.draft = draft
+        h, w = self.predictor.input_size
+        self.input_size = (int(h), int(w))
+        self.resize = str(getattr(self.predictor, "resize", "stretch"))
         self.requests = 0
         self.started = time.time()
         self.versions = _versions()
@@ -156,8 +176,24 @@ class ModelService:
             "versions": self.versions,
         }
 
-    def decode(self, body: bytes):
-        """Bytes -> upright RGB PIL image; ApiError(400) for anything that is not a sane image."""
+    def _draft_request(self, width: int, height: int) -> tuple[int, int]:
+        """The smallest decode size that still resizes well to the model input: DRAFT_GAP x the size
+        the image is resized to (the whole input for "stretch", the fitted part for "letterbox")."""
+        in_h, in_w = self.input_size
+        if self.resize == "letterbox":
+            fit = min(in_w / width, in_h / height)
+            in_w, in_h = max(1, round(width * fit)), max(1, round(height * fit))
+        return max(1, int(in_w * DRAFT_GAP)), max(1, int(in_h * DRAFT_GAP))
+
+    def decode(self, body: bytes) -> Decoded:
+        """Bytes -> upright RGB PIL image; ApiError(400) for anything that is not a sane image.
+
+        A JPEG much larger than the model input is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
+        scaling, ``Image.draft``), never below DRAFT_GAP x the size it is resized to: the same
+        pixels the full decode would be box-reduced to, in a fraction of the time. ``scale`` maps
+        the decoded image back to the original pixels (exactly: a partial last column/row is cut,
+        at most ``scale - 1`` original pixels).
+        """
         from PIL import Image, ImageOps, UnidentifiedImageError
 
         if not body:
@@ -166,30 +202,66 @@ class ModelService:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 im = Image.open(io.BytesIO(body))
-                if im.size[0] * im.size[1] > self.max_pixels:
-                    raise ApiError(413, f"image has {im.size[0]}x{im.size[1]} pixels; the limit is {self.max_pixels}")
+                width, height = im.size
+                if width * height > self.max_pixels:
+                    raise ApiError(413, f"image has {width}x{height} pixels; the limit is {self.max_pixels}")
+                orientation = int(im.getexif().get(0x0112, 1) or 1)
+                if orientation in (5, 6, 7, 8):  # upright size
+                    width, height = height, width
+                scale = 1.0
+                if im.format == "JPEG" and self.draft:
+                    rw, rh = self._draft_request(width, height)
+                    if orientation in (5, 6, 7, 8):
+                        rw, rh = rh, rw
+                    raw_w, raw_h = im.size
+                    drafted = im.draft("RGB", (rw, rh))  # -> (mode, (0, 0, raw_w / s, raw_h / s))
+                    if drafted is not None and drafted[1][2]:
+                        scale = float(round(raw_w / drafted[1][2]))
                 im.load()
-                im = ImageOps.exif_transpose(im)
-                return im.convert("RGB")
+                if scale > 1:
+                    # libjpeg rounds the scaled size up: a last column/row standing for fewer than
+                    # `scale` pixels would stretch the picture; drop it so the scale is exact
+                    exact = (int(raw_w // scale), int(raw_h // scale))
+                    if im.size != exact:
+                        im = im.crop((0, 0, *exact))
+                if orientation != 1:
+                    im = ImageOps.exif_transpose(im)
+                if im.mode != "RGB":
+                    im = im.convert("RGB")
+                return Decoded(im, width, height, scale)
         except ApiError:
             raise
         except UnidentifiedImageError:
             raise ApiError(400, "not a readable image: unknown or unsupported image format") from None
-        except ( OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
                 Image.DecompressionBombError) as exc:
             raise ApiError(400, f"not a readable image: {exc}") from None
 
-    def predict(self, image, **options: Any) -> dict[str, Any]:
-        """Run the model; ``options`` (threshold, top_k) go to Predictor.predict when given."""
+    def predict(self, decoded: Decoded, **options: Any) -> dict[str, Any]:
+        """Run the model; ``options`` (threshold, top_k) go to Predictor.predict when given. Boxes
+        are in the pixels of the original (upright) image."""
         kwargs = {k: v for k, v in options.items() if v is not None}
         with self.lock:
-            pred = self.predictor.predict(image, **kwargs)
+            pred = self.predictor.predict(decoded.image, **kwargs)
             self.requests += 1
         out = _jsonable(pred.to_dict() if callable(getattr(pred, "to_dict", None)) else pred)
         if not isinstance(out, dict):
             out = {"result": out}
         out.setdefault("task", self.manifest.get("task"))
-        out["image"] = {"width": image.size[0], "height": image.size[1]}
+        w, h = decoded.width, decoded.height
+        if decoded.scale != 1.0:
+            s = decoded.scale
+            for d in out.get("detections") or []:
+                box = d.get("box")
+                if isinstance(box, dict):  # {"x_min": …} form
+                    d["box"] = {k: round(min(float(v) * s, w if k.startswith("x") else h), 2) for k, v in box.items()}
+                elif isinstance(box, (list, tuple)) and len(box) == 4:
+                    x0, y0, x1, y1 = (float(v) for v in box)
+                    d["box"] = [round(min(x0 * s, w), 2), round(min(y0 * s, h), 2),
+                                round(min(x1 * s, w), 2), round(min(y1 * s, h), 2)]
+            if "image_size" in out:
+                out["image_size"] = [w, h]
+        out["image"] = {"width": w, "height": h}
         return out
 
 
@@ -233,8 +305,14 @@ def _query_options(path: str) -> dict[str, Any]:
 
 
 class Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive. The response (status line, headers, body) leaves in one write from a
+    buffered socket file, and TCP_NODELAY is on: no Nagle / delayed-ACK stall between the headers and
+    the body on a persistent connection."""
+
     server_version = "StudioModelServer/" + SERVER_VERSION
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # TCP_NODELAY on every accepted connection
+    wbufsize = 256 * 1024  # buffered wfile: one send() per response, flushed in _dispatch
     service: ModelService  # set by make_server
     max_body: int = DEFAULT_MAX_BODY
 
@@ -283,6 +361,10 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001 - a request must never kill the server
             self._error(500, f"{type(exc).__name__}: {exc}", close=True)
         finally:
+            try:
+                self.wfile.flush()  # the answer leaves before the log line is written
+            except OSError:
+                self.close_connection = True
             self._log_request()
 
     def _drain_small_body(self) -> None:
@@ -336,8 +418,8 @@ class Handler(BaseHTTPRequestHandler):
         ctype = self.headers.get("Content-Type", "application/octet-stream")
         if ctype.lower().startswith("multipart/form-data"):
             body = _multipart_file(ctype, body)
-        image = self.service.decode(body)
-        self._send_json(200, self.service.predict(image, **_query_options(self.path)))
+        options = _query_options(self.path)
+        self._send_json(200, self.service.predict(self.service.decode(body), **options))
 
 
 def make_server(service: ModelService, host: str, port: int, max_body: int = DEFAULT_MAX_BODY) -> ThreadingHTTPServer:
@@ -354,6 +436,7 @@ def main() -> int:
     model_dir = os.environ.get("MODEL_DIR") or str(HERE / "model")
     max_body = _env_int("MAX_BODY_BYTES", DEFAULT_MAX_BODY)
     service = ModelService(model_dir, device=os.environ.get("DEVICE", "auto"),
+                           draft=os.environ.get("JPEG_DRAFT", "1").strip().lower() not in ("0", "false", "no", "off"),
                            max_pixels=_env_int("MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS))
     server = make_server(service, host, port, max_body=max_body)
     info = service.describe()
