@@ -10,10 +10,10 @@ Models (untrained weights: latency does not depend on them):
   224 px, int8.
 
 Latency, on the same JPEG (a raccoon photo and the same photo as a 1280x720 camera frame):
-- in-process = decode of the JPEG bytes + ``Predictor.predict`` on the decoded image. The server
-  has to decode the bytes too, so the decode belongs to the in-process figure; it is the
-  server's own decode function (``ModelService.decode``, loaded from the template), so both
-  sides decode identically and the ratio measures what serving adds (HTTP, body, JSON).
+- in-process = ``Predictor.predict_bytes`` on the JPEG bytes (decode with ``coral_runtime.decode``
+  + predict). The server has to decode the bytes too, so the decode belongs to the in-process
+  figure; ``predict_bytes`` is the very call the server makes, so both sides decode identically
+  and the ratio measures what serving adds (HTTP, body, JSON).
   ``inproc_full_decode`` times ``core.imaging.open_upright`` (a full-size decode) + predict,
   for reference;
 - server = a keep-alive HTTP client (one persistent ``http.client`` connection) posting the
@@ -147,7 +147,7 @@ def _p90(ms: list[float]) -> float:
 
 
 def _load_server_module():
-    """builder/templates/server.py as a module (its ModelService.decode is the server's decode)."""
+    """builder/templates/server.py as a module (its ModelService holds the Predictor the server uses)."""
     spec = importlib.util.spec_from_file_location("studio_model_server_bench", SERVER)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up there
@@ -224,14 +224,10 @@ def _start_local_server(model_dir: Path, port: int, log: Path) -> subprocess.Pop
     return proc
 
 
-def _image(decoded: Any) -> Any:
-    """The PIL image of ModelService.decode's answer (before the reduced-scale decode it was the image)."""
-    return getattr(decoded, "image", decoded)
-
-
 def latency_figures(model_dir: Path, images: dict[str, bytes], n: int, ports: dict[str, int]) -> dict[str, Any]:
-    """Per image: in-process (server decode + predict), in-process with a full decode, and each
-    server in ``ports`` (name -> port), interleaved; medians, p90s, ratios and ``meets_goal``."""
+    """Per image: in-process (predict_bytes, the server's own call), in-process with a full
+    decode, and each server in ``ports`` (name -> port), interleaved; medians, p90s, ratios and
+    ``meets_goal``."""
     from core.imaging import open_upright
 
     server_mod = _load_server_module()
@@ -241,7 +237,7 @@ def latency_figures(model_dir: Path, images: dict[str, bytes], n: int, ports: di
     for img_name, body in images.items():
         clients = {name: KeepAliveClient(port) for name, port in ports.items()}
         fns: dict[str, Callable[[], Any]] = {
-            "inproc": lambda b=body: pred.predict(_image(service.decode(b))),
+            "inproc": lambda b=body: pred.predict_bytes(b),
             "inproc_full_decode": lambda b=body: pred.predict(open_upright(b)),
         }
         for name, cl in clients.items():

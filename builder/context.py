@@ -7,7 +7,7 @@ offers as a zip)::
     README.md           run instructions, API, labels
     requirements.txt    the Python packages of the image (pinned to the studio's versions)
     app/server.py       the model server (templates/server.py)
-    app/coral_runtime/  shipped as it is in the studio (Predictor, adapters, interpreter …)
+    app/coral_runtime/  shipped as it is in the studio (Predictor, decode, adapters, interpreter …)
     app/core/…          the few core modules coral_runtime imports (boxes, annotations …)
     model/              manifest.json, labels.txt, model_int8.tflite [, model_int8_edgetpu.tflite]
     wheelhouse/         profile "offline" only: wheels for pip install --no-index
@@ -57,6 +57,9 @@ OHMNI_APP_VERSION = "com.ohmnilabs.app.version"
 OHMNI_APP_CMD = "com.ohmnilabs.app.cmd"
 # Modules always shipped with coral_runtime (plus whatever it imports from core).
 CORE_MODULES = ("__init__", "boxes", "annotations", "artefacts")
+# The coral_runtime modules the model server cannot run without: the Predictor, and the image decode
+# it shares with the studio's in-app predictor (same bytes -> same answer).
+SERVER_RUNTIME_MODULES = ("predictor.py", "decode.py")
 MODEL_SKIP_SUFFIXES = (".keras", ".h5", ".ckpt")
 
 Log = Callable[[str], None]
@@ -290,13 +293,15 @@ def _py_files(folder: Path) -> list[Path]:
 def ship_runtime(dest: Path, src_root: Path | None = None) -> list[str]:
     """Copy coral_runtime/ and the core modules it imports (transitively) into ``dest``.
 
-    Returns the copied paths relative to ``dest``. Raises ContextError when coral_runtime has
-    no predictor yet (the server needs ``coral_runtime.predictor.Predictor``).
+    Returns the copied paths relative to ``dest``. Raises ContextError when coral_runtime lacks a
+    module the server needs (``SERVER_RUNTIME_MODULES``: the Predictor and the shared image decode).
     """
     src_root = Path(src_root) if src_root else source_root()
     runtime = src_root / "coral_runtime"
-    if not (runtime / "predictor.py").exists():
-        raise ContextError("coral_runtime/predictor.py is missing: the model server needs its Predictor")
+    for name in SERVER_RUNTIME_MODULES:
+        if not (runtime / name).exists():
+            raise ContextError(f"coral_runtime/{name} is missing: the model server needs it "
+                               "(Predictor.predict_bytes and the image decode it shares with the studio)")
     copied: list[str] = []
     todo: list[Path] = []
     for f in _py_files(runtime):

@@ -298,19 +298,13 @@ def server_module():
 
 
 def local_prediction(model_dir: str | os.PathLike[str], image_bytes: bytes, device: str = "auto",
-                     full_decode: bool = False) -> dict[str, Any]:
-    """The in-app Predictor on the same bytes the server gets, decoded the same way (the server's
-    own decode: upright RGB, a large JPEG at reduced scale, boxes in original pixels), so that a
-    difference means the image's runtime differs. ``full_decode``: decode at full size instead
-    (``core.imaging.open_upright``, as the Preview page does)."""
-    if full_decode:
-        from coral_runtime.predictor import Predictor
-        from core.imaging import open_upright
+                     draft: bool = True) -> dict[str, Any]:
+    """The in-app Predictor on the same bytes the server gets: ``Predictor.predict_bytes``, the
+    call (and the ``coral_runtime.decode`` decode) the server itself makes, so that a difference
+    means the image's runtime differs. ``draft``: as the server's ``JPEG_DRAFT`` (default on)."""
+    from coral_runtime.predictor import Predictor
 
-        pred = Predictor(Path(model_dir), device=device).predict(open_upright(image_bytes))
-        return prediction_to_dict(pred)
-    service = server_module().ModelService(Path(model_dir), device=device)
-    return service.predict(service.decode(image_bytes))
+    return prediction_to_dict(Predictor(Path(model_dir), device=device).predict_bytes(image_bytes, draft=draft))
 
 
 def _container_log(container, tail: int = 60) -> list[str]:

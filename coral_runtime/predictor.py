@@ -1,15 +1,18 @@
-"""Predictor: one model artefact folder -> predictions on PIL images, on the Edge TPU or the CPU.
+"""Predictor: one model artefact folder -> predictions on PIL images or image bytes, on the Edge TPU or the CPU.
 
 Reads ``manifest.json`` (task, labels, input_size, resize, detection thresholds). With a Coral
 device (or ``"auto"``) it uses ``model_int8_edgetpu.tflite`` when the artefact has one, falling back
 to ``model_int8.tflite`` on the CPU with a visible reason (see ``interpreter.make_interpreter``).
+
+``predict_bytes`` decodes with ``coral_runtime.decode`` — the decode the robot image's model server
+uses too — so the studio and the robot give the same answer for the same bytes.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from PIL import Image
 
 from core import artefacts
 from coral_runtime import adapters
+from coral_runtime.decode import DEFAULT_MAX_PIXELS, Decoded, decode_image
 from coral_runtime.interpreter import RuntimeInterpreter, make_interpreter
 
 
@@ -27,6 +31,7 @@ class Prediction:
     classes: list[adapters.Class] = field(default_factory=list)
     detections: list[adapters.Detection] = field(default_factory=list)
     latency_ms: float = 0.0  # the whole predict() call: preprocessing, invoke, decoding
+    # (predict_bytes: the image decode included)
     invoke_ms: float = 0.0  # interpreter.invoke() alone
     device: str = "cpu"
     fallback_reason: str | None = None
@@ -148,5 +153,39 @@ class Predictor:
             thr = self.score_threshold if threshold is None else float(threshold)
             pred.detections = adapters.detect(outputs, self.roles, tr, self.labels, threshold=thr,
                                               max_detections=top_k or self.max_detections)
+        pred.latency_ms = (time.perf_counter() - t0) * 1000.0
+        return pred
+
+    def decode_target(self) -> tuple[int, int]:
+        """The (width, height) every image is resized to: the model input."""
+        h, w = self.input_size
+        return int(w), int(h)
+
+    def decode(self, data: bytes, *, draft: bool = True,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Decoded:
+        """``data`` decoded for this model (``coral_runtime.decode.decode_image``: upright RGB, a
+        large JPEG at reduced scale unless ``draft`` is False); raises its ``DecodeError``."""
+        return decode_image(data, self.decode_target(), draft=draft, max_pixels=max_pixels, resize=self.resize)
+
+    def predict_decoded(self, decoded: Decoded, threshold: float | None = None,
+                        top_k: int | None = None) -> Prediction:
+        """``predict`` on a decoded image; boxes and ``image_size`` in ORIGINAL image pixels."""
+        pred = self.predict(decoded.image, threshold=threshold, top_k=top_k)
+        width, height = decoded.original_size
+        if decoded.scale != 1.0:
+            s = decoded.scale
+            pred.detections = [replace(d, box=d.box.scale(s).clip(width, height)) for d in pred.detections]
+        pred.image_size = (width, height)
+        return pred
+
+    def predict_bytes(self, data: bytes, threshold: float | None = None, top_k: int | None = None, *,
+                      draft: bool = True, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Prediction:
+        """Decode image bytes (``decode``) and predict: boxes and ``image_size`` in the pixels of
+        the original upright image; ``latency_ms`` includes the decode. The robot image's
+        ``/v1/predict`` is this call. Raises ``coral_runtime.decode.DecodeError``
+        (``ImageTooLarge``) for bad images."""
+        t0 = time.perf_counter()
+        pred = self.predict_decoded(self.decode(data, draft=draft, max_pixels=max_pixels),
+                                    threshold=threshold, top_k=top_k)
         pred.latency_ms = (time.perf_counter() - t0) * 1000.0
         return pred

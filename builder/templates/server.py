@@ -6,9 +6,11 @@
                         with a file part -> classes or detections in original-image pixels;
                         optional query: ?threshold=0.5 (minimum score) &top_k=3
 
-The model runs through ``coral_runtime.predictor.Predictor``: on the Edge TPU when one is
-present (and the model was compiled for it), on the CPU otherwise. One Predictor (one
-interpreter) serves every request, behind a lock. Errors are JSON: bad image 400, body over
+The model runs through ``coral_runtime.predictor.Predictor.predict_bytes``: the request body is
+decoded by ``coral_runtime.decode`` (the studio's in-app predictor decodes the same way, so the
+same bytes give the same answer) and run on the Edge TPU when one is present (and the model was
+compiled for it), on the CPU otherwise. One Predictor (one interpreter, with its own lock) serves
+every request. Errors are JSON: bad image 400, body over
 the limit 413, unknown route 404, wrong method 405.
 
 Environment:
@@ -18,7 +20,7 @@ Environment:
     DEVICE               "auto" (default), "cpu", "usb:0", ":0" …
     MAX_BODY_BYTES       largest accepted request body (default 16 MiB)
     MAX_IMAGE_PIXELS     largest accepted image (default 50 megapixels)
-    JPEG_DRAFT           "1" (default): decode large JPEGs at reduced scale (see ModelService.decode);
+    JPEG_DRAFT           "1" (default): decode large JPEGs at reduced scale (coral_runtime.decode);
                          "0": always decode at full size
 """
 
@@ -26,14 +28,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import io
 import json
 import os
 import platform
 import sys
 import threading
 import time
-import warnings
 from email.parser import BytesParser
 from email.policy import HTTP
 from http import HTTPStatus
@@ -42,25 +42,15 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # coral_runtime/ and core/ are shipped beside this file
-    sys.path.insert(0, str(HERE))
+# In the image coral_runtime/ and core/ are shipped beside this file; in the studio's source tree
+# (builder/templates/server.py) they are two folders up.
+_RUNTIME_ROOT = next((d for d in (HERE, *HERE.parents[:2]) if (d / "coral_runtime" / "decode.py").is_file()), HERE)
+if str(_RUNTIME_ROOT) not in sys.path:
+    sys.path.insert(0, str(_RUNTIME_ROOT))
 
 SERVER_VERSION = "1"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 50_000_000
-# decode a JPEG at 1/2, 1/4 or 1/8 scale while it stays at least this many times the size it is
-# resized to (Pillow's own thumbnail() uses 2.0)
-DRAFT_GAP = 2.0
-
-
-@dataclasses.dataclass
-class Decoded:
-    """An upright RGB image as decoded, with the size of the original (upright) image it stands for."""
-
-    image: Any  # PIL.Image.Image
-    width: int
-    height: int
-    scale: float = 1.0  # original pixels per decoded pixel (1, 2, 4 or 8)
+DEFAULT_MAX_PIXELS = 50_000_000  # as coral_runtime.decode.DEFAULT_MAX_PIXELS
 
 
 class ApiError(Exception):
@@ -124,7 +114,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 class ModelService:
-    """One Predictor behind one lock, plus the decoding of request bodies."""
+    """One Predictor (thread-safe: one lock per interpreter) and the request counter."""
 
     def __init__(self, model_dir: str | os.PathLike[str], device: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS,
                  draft: bool = True):
@@ -136,9 +126,6 @@ class ModelService:
         self.lock = threading.Lock()
         self.max_pixels = max_pixels
         self.draft = draft
-        h, w = self.predictor.input_size
-        self.input_size = (int(h), int(w))
-        self.resize = str(getattr(self.predictor, "resize", "stretch"))
         self.requests = 0
         self.started = time.time()
         self.versions = _versions()
@@ -176,92 +163,39 @@ class ModelService:
             "versions": self.versions,
         }
 
-    def _draft_request(self, width: int, height: int) -> tuple[int, int]:
-        """The smallest decode size that still resizes well to the model input: DRAFT_GAP x the size
-        the image is resized to (the whole input for "stretch", the fitted part for "letterbox")."""
-        in_h, in_w = self.input_size
-        if self.resize == "letterbox":
-            fit = min(in_w / width, in_h / height)
-            in_w, in_h = max(1, round(width * fit)), max(1, round(height * fit))
-        return max(1, int(in_w * DRAFT_GAP)), max(1, int(in_h * DRAFT_GAP))
+    def decode(self, body: bytes):
+        """Bytes -> ``coral_runtime.decode.Decoded`` as ``predict`` decodes them (upright RGB, a large
+        JPEG at reduced scale); ApiError 400 for anything that is not a sane image, 413 if too large."""
+        from coral_runtime.decode import DecodeError, ImageTooLarge
 
-    def decode(self, body: bytes) -> Decoded:
-        """Bytes -> upright RGB PIL image; ApiError(400) for anything that is not a sane image.
-
-        A JPEG much larger than the model input is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
-        scaling, ``Image.draft``), never below DRAFT_GAP x the size it is resized to: the same
-        pixels the full decode would be box-reduced to, in a fraction of the time. ``scale`` maps
-        the decoded image back to the original pixels (exactly: a partial last column/row is cut,
-        at most ``scale - 1`` original pixels).
-        """
-        from PIL import Image, ImageOps, UnidentifiedImageError
-
-        if not body:
-            raise ApiError(400, "empty body: send an image (JPEG, PNG …)")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                im = Image.open(io.BytesIO(body))
-                width, height = im.size
-                if width * height > self.max_pixels:
-                    raise ApiError(413, f"image has {width}x{height} pixels; the limit is {self.max_pixels}")
-                orientation = int(im.getexif().get(0x0112, 1) or 1)
-                if orientation in (5, 6, 7, 8):  # upright size
-                    width, height = height, width
-                scale = 1.0
-                if im.format == "JPEG" and self.draft:
-                    rw, rh = self._draft_request(width, height)
-                    if orientation in (5, 6, 7, 8):
-                        rw, rh = rh, rw
-                    raw_w, raw_h = im.size
-                    drafted = im.draft("RGB", (rw, rh))  # -> (mode, (0, 0, raw_w / s, raw_h / s))
-                    if drafted is not None and drafted[1][2]:
-                        scale = float(round(raw_w / drafted[1][2]))
-                im.load()
-                if scale > 1:
-                    # libjpeg rounds the scaled size up: a last column/row standing for fewer than
-                    # `scale` pixels would stretch the picture; drop it so the scale is exact
-                    exact = (int(raw_w // scale), int(raw_h // scale))
-                    if im.size != exact:
-                        im = im.crop((0, 0, *exact))
-                if orientation != 1:
-                    im = ImageOps.exif_transpose(im)
-                if im.mode != "RGB":
-                    im = im.convert("RGB")
-                return Decoded(im, width, height, scale)
-        except ApiError:
-            raise
-        except UnidentifiedImageError:
-            raise ApiError(400, "not a readable image: unknown or unsupported image format") from None
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
-                Image.DecompressionBombError) as exc:
-            raise ApiError(400, f"not a readable image: {exc}") from None
+            return self.predictor.decode(body, draft=self.draft, max_pixels=self.max_pixels)
+        except ImageTooLarge as exc:
+            raise ApiError(413, str(exc)) from None
+        except DecodeError as exc:
+            raise ApiError(400, str(exc)) from None
 
-    def predict(self, decoded: Decoded, **options: Any) -> dict[str, Any]:
-        """Run the model; ``options`` (threshold, top_k) go to Predictor.predict when given. Boxes
-        are in the pixels of the original (upright) image."""
+    def predict(self, body: bytes, **options: Any) -> dict[str, Any]:
+        """Decode and run the model on an image body (``Predictor.predict_bytes``, the in-app
+        predictor's own call); ``options`` (threshold, top_k) go to it when given. Boxes are in
+        the pixels of the original (upright) image. ApiError 400/413 for bad or too large images."""
+        from coral_runtime.decode import DecodeError, ImageTooLarge
+
         kwargs = {k: v for k, v in options.items() if v is not None}
+        try:
+            pred = self.predictor.predict_bytes(body, draft=self.draft, max_pixels=self.max_pixels, **kwargs)
+        except ImageTooLarge as exc:
+            raise ApiError(413, str(exc)) from None
+        except DecodeError as exc:
+            raise ApiError(400, str(exc)) from None
         with self.lock:
-            pred = self.predictor.predict(decoded.image, **kwargs)
             self.requests += 1
         out = _jsonable(pred.to_dict() if callable(getattr(pred, "to_dict", None)) else pred)
         if not isinstance(out, dict):
             out = {"result": out}
         out.setdefault("task", self.manifest.get("task"))
-        w, h = decoded.width, decoded.height
-        if decoded.scale != 1.0:
-            s = decoded.scale
-            for d in out.get("detections") or []:
-                box = d.get("box")
-                if isinstance(box, dict):  # {"x_min": …} form
-                    d["box"] = {k: round(min(float(v) * s, w if k.startswith("x") else h), 2) for k, v in box.items()}
-                elif isinstance(box, (list, tuple)) and len(box) == 4:
-                    x0, y0, x1, y1 = (float(v) for v in box)
-                    d["box"] = [round(min(x0 * s, w), 2), round(min(y0 * s, h), 2),
-                                round(min(x1 * s, w), 2), round(min(y1 * s, h), 2)]
-            if "image_size" in out:
-                out["image_size"] = [w, h]
-        out["image"] = {"width": w, "height": h}
+        width, height = pred.image_size
+        out["image"] = {"width": width, "height": height}
         return out
 
 
@@ -419,7 +353,7 @@ class Handler(BaseHTTPRequestHandler):
         if ctype.lower().startswith("multipart/form-data"):
             body = _multipart_file(ctype, body)
         options = _query_options(self.path)
-        self._send_json(200, self.service.predict(self.service.decode(body), **options))
+        self._send_json(200, self.service.predict(body, **options))
 
 
 def make_server(service: ModelService, host: str, port: int, max_body: int = DEFAULT_MAX_BODY) -> ThreadingHTTPServer:

@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, :0, usb:0, pci:0 …")
     p.add_argument("--threshold", type=float, default=None)
     p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--full-decode", action="store_true",
+                   help="decode large JPEGs at full size (default: reduced scale, as the robot image's server)")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_predict)
 
@@ -82,7 +84,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core.imaging import open_upright
+    """Predict on image files with ``Predictor.predict_bytes`` (the robot image server's own call:
+    same decode, boxes in original pixels)."""
     from coral_runtime.predictor import Predictor
 
     pred = Predictor(args.model, device=args.device)
@@ -90,8 +93,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"note: {pred.fallback_reason}", file=sys.stderr)
     results = []
     for path in args.images:
-        img = open_upright(path)
-        r = pred.predict(img, threshold=args.threshold, top_k=args.top_k)
+        r = pred.predict_bytes(Path(path).read_bytes(), threshold=args.threshold, top_k=args.top_k,
+                               draft=not args.full_decode, max_pixels=None)
         d = r.to_dict()
         d["image"] = str(path)
         results.append(d)

@@ -30,14 +30,15 @@ def test_offline_context_has_server_runtime_model_and_wheels(tmp_path, tiny_arte
     ctx = _ctx(tmp_path, tiny_artefact, wheelhouse=fake_wheelhouse)
     p = ctx.path
     for rel in ("Dockerfile", "README.md", "requirements.txt", "app/server.py", "app/coral_runtime/predictor.py",
-                "app/coral_runtime/adapters.py", "app/coral_runtime/interpreter.py", "app/core/__init__.py",
+                "app/coral_runtime/decode.py", "app/coral_runtime/adapters.py", "app/coral_runtime/interpreter.py", "app/core/__init__.py",
                 "app/core/boxes.py", "app/core/annotations.py", "app/core/artefacts.py", "model/manifest.json",
                 "model/model_int8.tflite", "model/labels.txt", "wheelhouse/requirements.txt"):
         assert (p / rel).is_file(), rel
     # the float model never ships; coral_runtime is shipped as it is, not rewritten
     assert not (p / "model" / "model_float.keras").exists()
-    src = bc.source_root() / "coral_runtime" / "predictor.py"
-    assert (p / "app/coral_runtime/predictor.py").read_bytes() == src.read_bytes()
+    for name in ("predictor.py", "decode.py"):  # the server decodes with the studio's own decode module
+        src = bc.source_root() / "coral_runtime" / name
+        assert (p / "app/coral_runtime" / name).read_bytes() == src.read_bytes(), name
     assert (p / "app/server.py").read_bytes() == (bc.source_root() / "builder/templates/server.py").read_bytes()
     # no TensorFlow or streamlit module is shipped
     assert not list(p.rglob("training")) and not (p / "app/core/store.py").exists()
@@ -120,11 +121,14 @@ def test_default_tag_and_zip(tmp_path, tiny_artefact, fake_wheelhouse):
     assert not any("__pycache__" in n for n in names)
 
 
-def test_ship_runtime_needs_the_predictor(tmp_path):
+def test_ship_runtime_needs_the_predictor_and_the_decode(tmp_path):
     fake = tmp_path / "src"
     (fake / "coral_runtime").mkdir(parents=True)
     (fake / "coral_runtime" / "__init__.py").write_text("")
     with pytest.raises(bc.ContextError, match="predictor"):
+        bc.ship_runtime(tmp_path / "dest", src_root=fake)
+    (fake / "coral_runtime" / "predictor.py").write_text("")
+    with pytest.raises(bc.ContextError, match="decode"):
         bc.ship_runtime(tmp_path / "dest", src_root=fake)
 
 
@@ -134,6 +138,7 @@ def test_ship_runtime_follows_core_imports(tmp_path):
     (fake / "core").mkdir()
     (fake / "coral_runtime" / "__init__.py").write_text("")
     (fake / "coral_runtime" / "predictor.py").write_text("from core import extra\n")
+    (fake / "coral_runtime" / "decode.py").write_text("")
     for name in ("__init__", "boxes", "annotations", "artefacts"):
         (fake / "core" / f"{name}.py").write_text("")
     (fake / "core" / "extra.py").write_text("def f():\n    import core.more\n")

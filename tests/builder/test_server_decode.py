@@ -1,10 +1,12 @@
-"""The model server's fast paths: reduced-scale JPEG decode (``Image.draft``) mapped back to the
-original pixels, EXIF orientation, and HTTP/1.1 keep-alive (several requests on one connection)."""
+"""The model server's decode path and HTTP fast paths: the server decodes with coral_runtime.decode
+through ``Predictor.predict_bytes`` (the in-app predictor's own call — issue #7: the same bytes give
+the same detections), ``JPEG_DRAFT`` switches the reduced-scale decode, and HTTP/1.1 keep-alive
+(several requests on one connection, no Nagle stall). The decode itself is tested in
+tests/coral_runtime/test_decode.py."""
 
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import io
 import json
 import os
@@ -16,18 +18,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from builder.docker import compare_predictions, free_port, http_json, local_prediction
+from builder.docker import (compare_predictions, free_port, http_json, local_prediction, prediction_to_dict,
+                            server_module)
+from coral_runtime.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "builder" / "templates" / "server.py"
-
-
-def _server_module():
-    spec = importlib.util.spec_from_file_location("studio_model_server_under_test", SERVER)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _jpeg(im: Image.Image, orientation: int | None = None) -> bytes:
@@ -48,45 +44,44 @@ def big_jpeg(raccoon_jpeg) -> bytes:
 
 @pytest.fixture(scope="module")
 def service(tiny_artefact):
-    return _server_module().ModelService(tiny_artefact, device="cpu")
+    return server_module().ModelService(tiny_artefact, device="cpu")
 
 
-def test_large_jpeg_is_decoded_at_reduced_scale(service, big_jpeg, raccoon_jpeg):
-    # a 48 px classifier: 1600x1024 needs no more than 96x96 -> libjpeg's 1/8 scale, 200x128
+def test_server_decodes_with_the_shared_runtime_module(service, big_jpeg):
+    import coral_runtime.decode as shared
+
     d = service.decode(big_jpeg)
-    assert (d.width, d.height) == (1600, 1024) and d.scale == 8.0 and d.image.size == (200, 128)
-    assert d.image.mode == "RGB"
-    # never below twice the model input: the 650x417 photo can only be halved... or quartered
-    small = service.decode(raccoon_jpeg)
-    w, h = Image.open(io.BytesIO(raccoon_jpeg)).size
-    assert (small.width, small.height) == (w, h)
-    assert min(small.image.size) >= 2 * 48 and small.image.size == (w // small.scale, h // small.scale)
-    # PNG has no reduced-scale decoding: full size
-    buf = io.BytesIO()
-    Image.open(io.BytesIO(big_jpeg)).save(buf, "PNG")
-    p = service.decode(buf.getvalue())
-    assert p.scale == 1.0 and p.image.size == (1600, 1024)
+    assert isinstance(d, shared.Decoded)  # not a copy of the decode: the coral_runtime module itself
+    assert d.original_size == (1600, 1024) and d.scale == 8.0 and d.image.size == (200, 128)
+    assert not hasattr(server_module(), "DRAFT_GAP") and not hasattr(server_module(), "Decoded")
 
 
 def test_draft_can_be_switched_off(tiny_artefact, big_jpeg):
-    full = _server_module().ModelService(tiny_artefact, device="cpu", draft=False).decode(big_jpeg)
+    full = server_module().ModelService(tiny_artefact, device="cpu", draft=False).decode(big_jpeg)
     assert full.scale == 1.0 and full.image.size == (1600, 1024)
 
 
-def test_exif_rotated_jpeg_is_upright_at_reduced_scale(service, raccoon_jpeg):
-    im = Image.open(io.BytesIO(raccoon_jpeg)).convert("RGB").resize((1600, 1000))
-    # stored landscape with orientation 6 (rotate 90° clockwise to view): upright it is 1000x1600
-    d = service.decode(_jpeg(im, orientation=6))
-    assert (d.width, d.height) == (1000, 1600)
-    assert d.image.size == (1000 // d.scale, 1600 // d.scale) and d.scale > 1
+def test_bad_and_too_large_images_are_api_errors(service, tiny_artefact, big_jpeg):
+    mod = server_module()
+    small_limit = mod.ModelService(tiny_artefact, device="cpu", max_pixels=1600 * 1024 - 1)
+    for svc, body, status in ((service, b"", 400), (service, b"not an image", 400), (service, big_jpeg[:2000], 400),
+                              (small_limit, big_jpeg, 413)):
+        with pytest.raises(mod.ApiError) as exc:
+            svc.predict(body)
+        assert exc.value.status == status, (body[:20], exc.value.message)
+    assert service.predict(big_jpeg)["classes"]
 
 
-def test_reduced_decode_gives_the_in_app_answer(service, tiny_artefact, big_jpeg):
-    out = service.predict(service.decode(big_jpeg))
-    local = local_prediction(tiny_artefact, big_jpeg, device="cpu", full_decode=True)
+def test_server_answer_is_the_in_app_answer(service, tiny_artefact, big_jpeg):
+    out = service.predict(big_jpeg)
+    local = local_prediction(tiny_artefact, big_jpeg, device="cpu")
+    assert out["classes"] == local["classes"]
     ok, msg = compare_predictions(out, local)
     assert ok, msg
     assert out["image"] == {"width": 1600, "height": 1024} and out["image_size"] == [1600, 1024]
+    # and the reduced decode gives the answer a full decode gives
+    ok, msg = compare_predictions(out, local_prediction(tiny_artefact, big_jpeg, device="cpu", draft=False))
+    assert ok, msg
 
 
 @pytest.fixture(scope="module")
@@ -96,37 +91,40 @@ def det_service(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("det")
     folder = write_artefact(tmp / "det-model", tiny_detector(tmp, num_classes=2, size=32), task="detection",
                             labels=["raccoon", "dog"], input_size=32, resize="letterbox")
-    return folder, _server_module().ModelService(folder, device="cpu")
+    return folder, server_module().ModelService(folder, device="cpu")
 
 
-def test_detection_boxes_are_in_original_pixels_after_a_reduced_decode(det_service, big_jpeg):
+def test_detections_equal_the_in_app_predictor_after_a_reduced_decode(det_service, big_jpeg, raccoon_jpeg):
     folder, svc = det_service
-    d = svc.decode(big_jpeg)
-    assert d.scale == 8.0 and d.image.size == (200, 128)  # letterbox 32 px: 1600x1024 decodes at 1/8
-    out = svc.predict(d, threshold=0.0)
-    # the Predictor on the reduced image, its boxes scaled by 8: the server's boxes exactly
-    reduced = svc.predictor.predict(d.image, threshold=0.0)
-    assert out["detections"] and len(out["detections"]) == len(reduced.detections)
-    for got, det in zip(out["detections"], reduced.detections):
-        b = det.box
-        want = [min(b.x_min * 8, 1600), min(b.y_min * 8, 1024), min(b.x_max * 8, 1600), min(b.y_max * 8, 1024)]
-        assert got["label"] == det.label and got["box"] == pytest.approx(want, abs=0.08)
-        x0, y0, x1, y1 = got["box"]
-        assert 0 <= x0 <= x1 <= 1600 and 0 <= y0 <= y1 <= 1024
-    assert out["image"] == {"width": 1600, "height": 1024}
-    # and local_prediction (the smoke test's reference) decodes the way the server does
-    ok, msg = compare_predictions(svc.predict(svc.decode(big_jpeg)), local_prediction(folder, big_jpeg, device="cpu"))
+    assert svc.decode(big_jpeg).scale == 8.0  # letterbox 32 px: 1600x1024 decodes at 1/8
+    rotated = _jpeg(Image.open(io.BytesIO(big_jpeg)), orientation=6)
+    in_app = Predictor(folder, device="cpu")  # the studio's predictor, its own call
+    for body in (big_jpeg, rotated, raccoon_jpeg):
+        out = svc.predict(body, threshold=0.0)
+        local = prediction_to_dict(in_app.predict_bytes(body, threshold=0.0))
+        assert out["detections"] and out["detections"] == local["detections"]
+        w, h = out["image_size"]
+        assert out["image"] == {"width": w, "height": h} and local["image_size"] == [w, h]
+        for d in out["detections"]:
+            x0, y0, x1, y1 = d["box"]
+            assert 0 <= x0 <= x1 <= w and 0 <= y0 <= y1 <= h
+    # the smoke test's reference (default threshold) agrees with the server too
+    ok, msg = compare_predictions(svc.predict(big_jpeg), local_prediction(folder, big_jpeg, device="cpu"))
     assert ok, msg
+    assert svc.predict(rotated)["image_size"] == [1024, 1600]
 
 
 @pytest.fixture(scope="module")
 def server_port(tiny_artefact, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("keepalive") / "server.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MODEL_DIR": str(tiny_artefact), "PORT": str(port),
-           "BIND_ADDRESS": "127.0.0.1", "DEVICE": "cpu"}
+    # no PYTHONPATH: the template finds coral_runtime/ of the source tree by itself (in the image it
+    # finds the copy shipped beside it)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update({"MODEL_DIR": str(tiny_artefact), "PORT": str(port), "BIND_ADDRESS": "127.0.0.1", "DEVICE": "cpu"})
     with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, str(SERVER)], env=env, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, str(SERVER)], env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                cwd=log.parent)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -141,6 +139,14 @@ def server_port(tiny_artefact, tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_http_predict_equals_the_in_app_predictor_on_a_large_jpeg(server_port, tiny_artefact, big_jpeg):
+    """Issue #7 over HTTP: /v1/predict answers what Predictor.predict_bytes answers in the studio."""
+    status, out = http_json("POST", f"http://127.0.0.1:{server_port}/v1/predict", big_jpeg, "image/jpeg")
+    assert status == 200, out
+    local = local_prediction(tiny_artefact, big_jpeg, device="cpu")
+    assert out["classes"] == local["classes"] and out["image_size"] == local["image_size"] == [1600, 1024]
 
 
 def test_keep_alive_serves_many_requests_on_one_connection(server_port, raccoon_jpeg):
