@@ -123,7 +123,8 @@ def _sample_image() -> tuple[Image.Image | None, str | None]:
 
     def fmt(i: str) -> str:
         r = by[i]
-        truth = r.class_label or (f"{len(r.boxes)} boxes" if r.boxes else "unlabelled")
+        n = len(r.boxes)
+        truth = r.class_label or (f"{n} box{'es' if n != 1 else ''}" if r.boxes else "unlabelled")
         return f"{r.filename} ({r.split}, {truth})"
 
     image_id = st.selectbox(f"Photo from **{proj.name}** ({recs[0].split if recs else ''} split first)",

@@ -157,7 +157,9 @@ if errors:
 
 # -- settings ----------------------------------------------------------------------------------------
 if not errors:
-    st.markdown(f"**Dataset:** {stats['labelled_images']} labelled images in {stats['classes']} classes "
+    n_img, n_cls = stats["labelled_images"], stats["classes"]
+    st.markdown(f"**Dataset:** {n_img} labelled image{'s' if n_img != 1 else ''} in {n_cls} "
+                f"class{'es' if n_cls != 1 else ''} "
                 f"(train {stats['per_split'].get('train', 0)}, val {stats['per_split'].get('val', 0)}, "
                 f"test {stats['per_split'].get('test', 0)}).")
     preset = st.radio("Preset", list(PRESETS), format_func=PRESETS.get, horizontal=True, key=f"{KEY}preset")
