@@ -116,7 +116,7 @@ def live_job(job_id: str) -> None:
 
 
 def finished_job(job: Job) -> None:
-    render_job(job)
+    """The outcome first (with the way on to the model), then the run's details."""
     if job.state is JobState.SUCCEEDED:
         res = sj.result_metric(job, store)
         shown = f" — {res[0]} {res[1]:.3f}" if res else ""
@@ -131,6 +131,7 @@ def finished_job(job: Job) -> None:
     elif job.state is JobState.INTERRUPTED:
         st.warning(job.message or "The app stopped during this training. Start it again.",
                    icon=":material/warning:")
+    render_job(job)
     if st.button("Dismiss", key=f"{KEY}dismiss.{job.id}"):
         sj.set_current_job(project.name, None)
         st.rerun()

@@ -127,11 +127,14 @@ def train(page, studio, screenshot, prefix: str, *, image_size: int, epochs: int
     page.locator('[data-testid="stProgress"]').filter(has_text="epoch").first.wait_for(timeout=TRAIN_TIMEOUT_MS)
     screenshot(page, f"{prefix}-train-running", full_page=False)
     page.get_by_text("Training finished").wait_for(timeout=TRAIN_TIMEOUT_MS)
+    wait_idle(page)  # the full rerun after the live view has replaced it
     progress = page.locator('[data-testid="stProgress"]').first.inner_text()
     assert f"100% · epoch {epochs}/{epochs}" in progress, progress
     screenshot(page, f"{prefix}-train-finished")
     models = sorted((studio.data_dir / "models").iterdir())
     assert len(models) == 1, models
+    hp = json.loads((models[0] / "manifest.json").read_text())["hparams"]  # the form's values reached the job
+    assert (hp["image_size"], hp["epochs"], hp["alpha"], hp["weights"]) == (image_size, epochs, 0.35, "none"), hp
     no_exception(page, studio)
     return models[0].name
 
@@ -264,6 +267,8 @@ def test_detection_journey(page, studio, raccoon_dir, tmp_path, screenshot, requ
     # 7. Preview: one photo of the project, boxes drawn and listed
     main_link(page, "Try it on photos (Preview)").click()
     page.locator("h1").filter(has_text="Preview").wait_for()
+    # the model just trained is the one selected (it was kept from the Train and Models pages)
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=model_id).first.wait_for()
     result = page.get_by_text(re.compile(r"object\(s\) at score"))
     result.wait_for(timeout=60_000)
     set_number(page, "Max boxes", 3)  # a readable picture
