@@ -103,7 +103,7 @@ with ctl[2]:
 source = st.radio("Photo", SOURCES, horizontal=True, key=pv.SOURCE_WIDGET)
 
 
-def _sample_image() -> tuple[Image.Image | None, str | None]:
+def _sample_image() -> tuple[bytes | None, str | None]:
     try:
         proj = store.get_project(manifest.get("project")) if manifest.get("project") else project
     except StoreError:
@@ -131,7 +131,7 @@ def _sample_image() -> tuple[Image.Image | None, str | None]:
                             list(by), format_func=fmt, key=pv.SAMPLE_WIDGET)
     rec = by[image_id]
     truth = rec.class_label or ", ".join(sorted({a.label for a in rec.boxes})) or "unlabelled"
-    return open_upright(store.read_image_bytes(image_id)), f"Labelled as: {truth}"
+    return store.read_image_bytes(image_id), f"Labelled as: {truth}"
 
 
 def _live_webcam() -> None:
@@ -176,25 +176,31 @@ def _draw(img: Image.Image, pred) -> Image.Image:
     return draw_labels(img, tuples, (img.width, img.height))
 
 
-image, note = None, None
+# Photos go to the predictor as bytes: the same decode (and call) as the robot image's /v1/predict.
+data, note, name = None, None, "the photo"
 if source == SOURCES[0]:
-    image, note = _sample_image()
+    data, note = _sample_image()
 elif source == SOURCES[1]:
     up = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "bmp", "webp"], key=pv.UPLOAD_WIDGET)
     if up is not None:
-        try:
-            image = open_upright(up.getvalue())
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            st.error(f"Cannot read {up.name}: {exc}")
+        data, name = up.getvalue(), up.name
 elif source == SOURCES[2]:
     shot = st.camera_input("Camera", key=pv.CAMERA_WIDGET)
     if shot is not None:
-        image = open_upright(shot.getvalue())
+        data = shot.getvalue()
 else:
     _live_webcam()
 
-if image is not None:
-    pred = predictor.predict(image, threshold=threshold, top_k=int(top_k))
+image, pred = None, None
+if data is not None:
+    try:
+        image = open_upright(data)
+        pred = predictor.predict_bytes(data, threshold=threshold, top_k=int(top_k))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        st.error(f"Cannot read {name}: {exc}")
+        image = None
+
+if image is not None and pred is not None:
     pv.record(model_id, device, pred)
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -227,7 +233,7 @@ if image is not None:
     s = pv.stats(model_id, device, int(window))
     st.subheader("Speed")
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("This photo", f"{pred.latency_ms:.1f} ms", help="the whole predict(): resize, invoke, decode")
+    m1.metric("This photo", f"{pred.latency_ms:.1f} ms", help="the whole prediction: image decode, resize, invoke, output decoding")
     m2.metric(f"p50 (last {s.n})", f"{s.p50:.1f} ms" if s.p50 is not None else "—")
     m3.metric(f"p95 (last {s.n})", f"{s.p95:.1f} ms" if s.p95 is not None else "—")
     m4.metric("invoke alone (p50)", f"{s.invoke_p50:.1f} ms" if s.invoke_p50 is not None else "—",
@@ -237,7 +243,7 @@ if image is not None:
     if st.button("Run 20 more times", key=pv.RUNS_WIDGET,
                  help="Repeat the prediction on this photo to get a steadier p50/p95"):
         for _ in range(20):
-            pv.record(model_id, device, predictor.predict(image, threshold=threshold, top_k=int(top_k)))
+            pv.record(model_id, device, predictor.predict_bytes(data, threshold=threshold, top_k=int(top_k)))
         st.rerun()
 elif source != SOURCES[3]:
     st.caption("Choose a photo to see the prediction.")

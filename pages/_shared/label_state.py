@@ -305,7 +305,6 @@ def models_for(store: Store, project: Project) -> list[dict]:
 def predict(model_path: str, image_bytes: bytes) -> Any:
     """Run a published model on one photo (upright), through the Preview page's cached
     Predictor: the Edge TPU when one is attached, else the CPU."""
-    from core.imaging import open_upright
     from pages._shared.preview import get_predictor
 
-    return get_predictor(model_path, "auto").predict(open_upright(image_bytes))
+    return get_predictor(model_path, "auto").predict_bytes(image_bytes)
