@@ -36,6 +36,14 @@ def raccoon_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def raccoon_jpeg(raccoon_dir: Path) -> bytes:
+    """The bytes of the first raccoon photo (a real JPEG)."""
+    images = sorted((raccoon_dir / "images").glob("*.jpg"))
+    assert images, f"no raccoon images in {raccoon_dir}"
+    return images[0].read_bytes()
+
+
+@pytest.fixture(scope="session")
 def digits_dir() -> Path:
     assert DIGITS.is_dir(), f"the sign-language digits dataset is expected at {DIGITS}"
     return DIGITS

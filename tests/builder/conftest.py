@@ -7,11 +7,16 @@ already running is used and left alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -20,6 +25,43 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 LABELS = ["raccoon", "not_raccoon", "unsure"]
 INPUT = 48
+SERVER = ROOT / "builder" / "templates" / "server.py"
+
+
+@contextlib.contextmanager
+def model_server(model_dir: Path, log: Path, pythonpath: bool = True, **env_extra: str) -> Iterator[dict]:
+    """Run the robot model server (``builder/templates/server.py``) from the source tree on a free
+    loopback port until it answers ``/healthz``; yields ``{"base", "port", "log", "proc"}`` and
+    stops it by its PID. ``pythonpath=False`` runs it without PYTHONPATH (as in the image)."""
+    from builder.docker import free_port, http_json
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath:
+        env["PYTHONPATH"] = str(ROOT)
+    env.update({"MODEL_DIR": str(model_dir), "PORT": str(port), "BIND_ADDRESS": "127.0.0.1", **env_extra})
+    base = f"http://127.0.0.1:{port}"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, str(SERVER)], env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                cwd=log.parent)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, "server exited:\n" + log.read_text()
+                assert time.monotonic() < deadline, "server did not answer:\n" + log.read_text()
+                try:
+                    if http_json("GET", base + "/healthz", timeout=1)[0] == 200:
+                        break
+                except OSError:
+                    time.sleep(0.1)
+            yield {"base": base, "port": port, "log": log, "proc": proc}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def make_tiny_classifier(folder: Path, labels: list[str] = LABELS, size: int = INPUT) -> Path:
@@ -82,13 +124,6 @@ def make_tiny_classifier(folder: Path, labels: list[str] = LABELS, size: int = I
 def tiny_artefact(tmp_path_factory) -> Path:
     """A published-looking classification artefact folder (built once per session)."""
     return make_tiny_classifier(tmp_path_factory.mktemp("artefact") / "tiny")
-
-
-@pytest.fixture(scope="session")
-def raccoon_jpeg(raccoon_dir) -> bytes:
-    images = sorted((raccoon_dir / "images").glob("*.jpg"))
-    assert images, f"no raccoon images in {raccoon_dir}"
-    return images[0].read_bytes()
 
 
 # -- docker (the engine, base image and wheelhouse fixtures are shared with tests/e2e) ------------

@@ -3,52 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from builder.docker import compare_predictions, free_port, http_json, local_prediction
+from tests.builder.conftest import model_server
+from builder.docker import compare_predictions, http_json, local_prediction
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVER = ROOT / "builder" / "templates" / "server.py"
 MAX_BODY = 400_000
 
 
 @pytest.fixture(scope="module")
 def server(tiny_artefact, tmp_path_factory):
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MODEL_DIR": str(tiny_artefact), "PORT": str(port),
-           "BIND_ADDRESS": "127.0.0.1", "MAX_BODY_BYTES": str(MAX_BODY), "DEVICE": "auto"}
-    fh = open(log, "wb")
-    proc = subprocess.Popen([sys.executable, str(SERVER)], env=env, stdout=fh, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            if proc.poll() is not None:
-                raise AssertionError("server exited:\n" + log.read_text())
-            try:
-                if http_json("GET", base + "/healthz", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("server did not answer:\n" + log.read_text())
-        yield {"base": base, "log": log, "proc": proc}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        fh.close()
-
+    with model_server(tiny_artefact, log, MAX_BODY_BYTES=str(MAX_BODY), DEVICE="auto") as srv:
+        yield srv
 
 def _multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
     boundary = "----studio-test-boundary"

@@ -9,21 +9,16 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from builder.docker import (compare_predictions, free_port, http_json, local_prediction, prediction_to_dict,
+from tests.builder.conftest import model_server
+from builder.docker import (compare_predictions, http_json, local_prediction, prediction_to_dict,
                             server_module)
 from coral_runtime.predictor import Predictor
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVER = ROOT / "builder" / "templates" / "server.py"
 
 
 def _jpeg(im: Image.Image, orientation: int | None = None) -> bytes:
@@ -116,30 +111,11 @@ def test_detections_equal_the_in_app_predictor_after_a_reduced_decode(det_servic
 
 @pytest.fixture(scope="module")
 def server_port(tiny_artefact, tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("keepalive") / "server.log"
     # no PYTHONPATH: the template finds coral_runtime/ of the source tree by itself (in the image it
     # finds the copy shipped beside it)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update({"MODEL_DIR": str(tiny_artefact), "PORT": str(port), "BIND_ADDRESS": "127.0.0.1", "DEVICE": "cpu"})
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, str(SERVER)], env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                cwd=log.parent)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not answer:\n" + log.read_text()
-            try:
-                if http_json("GET", f"http://127.0.0.1:{port}/healthz", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
+    log = tmp_path_factory.mktemp("keepalive") / "server.log"
+    with model_server(tiny_artefact, log, pythonpath=False, DEVICE="cpu") as srv:
+        yield srv["port"]
 
 def test_http_predict_equals_the_in_app_predictor_on_a_large_jpeg(server_port, tiny_artefact, big_jpeg):
     """Issue #7 over HTTP: /v1/predict answers what Predictor.predict_bytes answers in the studio."""

@@ -4,18 +4,13 @@ part's test models."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from builder.docker import compare_predictions, free_port, http_json, local_prediction
+from tests.builder.conftest import model_server
+from builder.docker import compare_predictions, http_json, local_prediction
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVER = ROOT / "builder" / "templates" / "server.py"
 
 
 @pytest.fixture(scope="module")
@@ -29,27 +24,9 @@ def detection_artefact(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def det_server(detection_artefact, tmp_path_factory):
-    port = free_port()
     log = tmp_path_factory.mktemp("detsrv") / "server.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MODEL_DIR": str(detection_artefact), "PORT": str(port),
-           "BIND_ADDRESS": "127.0.0.1"}
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, str(SERVER)], env=env, stdout=fh, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if http_json("GET", base + "/healthz", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
+    with model_server(detection_artefact, log) as srv:
+        yield srv["base"]
 
 def test_detection_boxes_match_the_in_app_predictor(det_server, detection_artefact, raccoon_jpeg):
     status, model = http_json("GET", det_server + "/v1/model")

@@ -32,13 +32,6 @@ def _png(im: Image.Image) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def raccoon_jpeg(raccoon_dir) -> bytes:
-    images = sorted((raccoon_dir / "images").glob("*.jpg"))
-    assert images, f"no raccoon images in {raccoon_dir}"
-    return images[0].read_bytes()
-
-
-@pytest.fixture(scope="module")
 def big_jpeg(raccoon_jpeg) -> bytes:
     """The raccoon photo as a 1600x1024 camera-sized JPEG."""
     im = Image.open(io.BytesIO(raccoon_jpeg)).convert("RGB").resize((1600, 1024), Image.Resampling.BICUBIC)
