@@ -27,6 +27,7 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="Edge TPU Studio", page_icon=":material/memory:", layout="wide")
+state.mark_framed()
 auth.exposure_warning()
 
 if not auth.is_authenticated():

@@ -8,6 +8,7 @@ This module (with its siblings in ``pages/_shared/``) is the only code that touc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
 
 import streamlit as st
@@ -50,6 +51,7 @@ PROJECT: StateKey[str | None] = StateKey("studio.project", lambda: None)  # curr
 AUTHENTICATED: StateKey[bool] = StateKey("studio.auth.ok", lambda: False)
 FLASH: StateKey[list[tuple[str, str]]] = StateKey("studio.flash", list)  # (kind, message) shown once
 UPLOAD_NONCE: StateKey[int] = StateKey("studio.upload.nonce", lambda: 0)  # bump to clear the uploader
+FRAMED: StateKey[bool] = StateKey("studio.framed", lambda: False)  # app.py ran in this browser session
 UPLOAD_REPORT: StateKey[dict | None] = StateKey("studio.upload.report", lambda: None)
 DATASET_SELECTED: StateKey[set[str]] = StateKey("studio.dataset.selected", set)
 
@@ -104,8 +106,29 @@ def get_store() -> Store:
     """
     from pages._shared import auth  # late: auth imports this module
 
+    rerun_through_frame()
     auth.require()
     return _store_at(str(data_dir()))
+
+
+def mark_framed() -> None:
+    """Called by app.py on every run: this session's pages run inside the studio's frame."""
+    FRAMED.set(True)
+
+
+def rerun_through_frame() -> None:
+    """Rerun a page that Streamlit ran without app.py (the first request of a fresh server on a
+    page's URL, "multipage v1" mode): its sidebar would list raw file names and lose the layout
+    until the next rerun. Importing ``pages`` has already switched that mode off, so the rerun
+    goes through app.py and lands on the same page. No-op outside a studio session (AppTest of a
+    single page file)."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or FRAMED.get() or Path(ctx.main_script_path).name != "app.py":
+        return
+    FRAMED.set(True)  # at most one rerun per session, whatever happens next
+    st.rerun()
 
 
 # -- the current project --------------------------------------------------------------------
