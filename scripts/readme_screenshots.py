@@ -27,7 +27,7 @@ CHOSEN = {
     "journey-det-04-label": "3-label.png",
     "journey-det-05-train-finished": "4-train.png",
     "journey-det-06-models-edgetpu": "5-models.png",
-    "journey-det-07-preview": "6-preview.png",
+    # 6-preview.png is not from the journey: it shows the detector that `make bench` trains (README)
     "journey-det-08-deploy-built": "7-deploy.png",
     "journey-cls-06-preview": "8-classification-preview.png",
 }
