@@ -21,6 +21,13 @@ def run_train_job(ctx: JobContext, params: dict) -> str:
         raise ValueError(f"Project {project.name!r} is a {project.task.value} project; cannot train {task}.")
     hp = hparams_for(task, params.get("hparams") or {})
     ctx.log(f"training {task} on project {project.name!r} with {hp.to_dict()}")
+    from core.training.session_guard import guard_session
+
+    with guard_session():  # e.g. Streamlit clears the Keras session after every page rerun
+        return _run_trainer(ctx, project, task, hp)
+
+
+def _run_trainer(ctx: JobContext, project, task: str, hp) -> str:
     if task == "classification":
         from core.training.classification import train_classification
 
