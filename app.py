@@ -30,16 +30,18 @@ st.set_page_config(page_title="Edge TPU Studio", page_icon=":material/memory:", 
 state.mark_framed()
 auth.exposure_warning()
 
-if not auth.is_authenticated():
-    st.navigation([st.Page(auth.sign_in_page, title="Sign in", icon=":material/lock:")],
-                  position="hidden").run()
-    st.stop()
-
 sections: dict[str, list] = {}
 for section, stem, title, icon in PAGES:
     if (PAGES_DIR / f"{stem}.py").is_file():
         sections.setdefault(section, []).append(
             st.Page(f"pages/{stem}.py", title=title, icon=icon, default=stem == "projects"))
+
+if not auth.is_authenticated():
+    # The page the URL asks for is kept (hidden navigation) but not run: after signing in, the
+    # rerun opens it, so a bookmarked page survives the sign-in.
+    st.navigation(sections, position="hidden")
+    auth.require()
+
 page = st.navigation(sections)
 state.select_project_widget()
 page.run()

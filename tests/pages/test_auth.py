@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,8 +23,9 @@ def test_password_gate(make_app, monkeypatch, store):
     assert not at.exception
     assert [t.value for t in at.title] == ["Edge TPU Studio"]  # the sign-in page, nothing else
     assert not at.sidebar.selectbox and not at.metric
-    with pytest.raises(ValueError):
-        at.switch_page("pages/dataset.py")  # other pages are not even registered
+    at.switch_page("pages/dataset.py").run()  # a page's URL (a bookmark): still only the sign-in form
+    assert [t.value for t in at.title] == ["Edge TPU Studio"]
+    assert not at.sidebar.selectbox and not at.metric and not at.tabs
 
     _sign_in(at, "wrong")
     assert any("not right" in e.value for e in at.error)
@@ -33,10 +33,10 @@ def test_password_gate(make_app, monkeypatch, store):
 
     _sign_in(at, "correct horse")
     assert not at.exception
-    assert at.title[0].value == "Projects"
+    assert at.title[0].value == "Dataset"  # the page asked for, once signed in
     assert at.sidebar.selectbox[0].value == "Secret stuff"
-    at.switch_page("pages/dataset.py").run()  # remembered for the session
-    assert at.title[0].value == "Dataset"
+    at.switch_page("pages/projects.py").run()  # remembered for the session
+    assert at.title[0].value == "Projects"
 
 
 def test_a_page_run_without_app_py_still_asks(data_dir, monkeypatch, store):

@@ -219,13 +219,17 @@ def test_real_train_kind_is_submitted_and_cancelled(ready, store, cleanup):
     """The page submits the real "train" kind; the job record exists and cancelling ends it."""
     pytest.importorskip("core.training.jobs", reason="the training part's job module is not there yet")
     at = page("shapes")
+    # from scratch: ImageNet weights cannot be downloaded here and would fail the job before the cancel
+    next(r for r in at.radio if r.label == "Starting weights").set_value("none")
     start_button(at).click().run()
     assert not at.exception, at.exception
     [job] = JobTable(store).list(project="shapes")
     assert job.kind == "train" and job.state in (JobState.QUEUED, JobState.RUNNING)
+    assert job.params["hparams"]["weights"] == "none"
     LocalRunner(store).cancel(job.id)
     assert wait_for(lambda: JobTable(store).get(job.id).state.finished, timeout=120)
-    assert JobTable(store).get(job.id).state is JobState.CANCELLED
+    final = JobTable(store).get(job.id)
+    assert final.state is JobState.CANCELLED, final.error
 
 
 # -- display helpers of pages/_shared/jobs.py -------------------------------------------------------
