@@ -22,7 +22,7 @@ class CommonHParams:
     seed: int = 0
     train_on: Literal["split", "all"] = "split"  # "all": every image, whatever its split
     max_images: int | None = None  # cap (for quick runs and tests)
-    representative_samples: int = 100  # images used to calibrate int8 quantisation
+    representative_samples: int = 100  # images used to calibrate int8 quantisation (detection adds their mirror images)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
