@@ -174,6 +174,18 @@ def shoot_on_failure(page, screenshot, request):
             pass
 
 
+def _create_project(page, store, name: str, task_choice: str, task: Task):
+    """Projects page: name a new project, pick its task, create it; returns the stored project."""
+    page.locator("h1").filter(has_text="Projects").wait_for()
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_text(task_choice, exact=False).click()
+    page.get_by_role("button", name="Create project").click()
+    page.get_by_text("Next: add photos on the Upload page").wait_for()
+    project = store.get_project(name)
+    assert project.task is task
+    return project
+
+
 @pytest.mark.docker
 @pytest.mark.timeout(2400)
 def test_detection_journey(page, studio, raccoon_dir, tmp_path, screenshot, request, shoot_on_failure):
@@ -181,13 +193,7 @@ def test_detection_journey(page, studio, raccoon_dir, tmp_path, screenshot, requ
     page.goto(studio.url)
 
     # 1. Projects: a new detection project
-    page.locator("h1").filter(has_text="Projects").wait_for()
-    page.get_by_label("Name", exact=True).fill("Raccoon finder")
-    page.get_by_text("Detection — find objects", exact=False).click()
-    page.get_by_role("button", name="Create project").click()
-    page.get_by_text("Next: add photos on the Upload page").wait_for()
-    project = store.get_project("Raccoon finder")
-    assert project.task is Task.DETECTION
+    project = _create_project(page, store, "Raccoon finder", "Detection — find objects", Task.DETECTION)
     screenshot(page, "journey-det-01-project")
 
     # 2. Upload: the VOC zip
@@ -318,13 +324,8 @@ def test_classification_journey(page, studio, digits_dir, tmp_path, screenshot, 
     store = studio.store
     page.goto(studio.url)
 
-    page.locator("h1").filter(has_text="Projects").wait_for()
-    page.get_by_label("Name", exact=True).fill("Hand signs")
-    page.get_by_text("Classification — one label per photo", exact=False).click()
-    page.get_by_role("button", name="Create project").click()
-    page.get_by_text("Next: add photos on the Upload page").wait_for()
-    project = store.get_project("Hand signs")
-    assert project.task is Task.CLASSIFICATION
+    project = _create_project(page, store, "Hand signs", "Classification — one label per photo",
+                              Task.CLASSIFICATION)
     screenshot(page, "journey-cls-01-project")
 
     n = len(DIGIT_CLASSES) * DIGITS_PER_CLASS
