@@ -26,6 +26,7 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import json
@@ -36,10 +37,9 @@ import threading
 import time
 from email.parser import BytesParser
 from email.policy import HTTP
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 HERE = Path(__file__).resolve().parent
 # In the image coral_runtime/ and core/ are shipped beside this file; in the studio's source tree
@@ -113,6 +113,19 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+@contextlib.contextmanager
+def _image_errors() -> Iterator[None]:
+    """``coral_runtime.decode`` errors as API errors: 413 for a too large image, 400 otherwise."""
+    from coral_runtime.decode import DecodeError, ImageTooLarge
+
+    try:
+        yield
+    except ImageTooLarge as exc:
+        raise ApiError(413, str(exc)) from None
+    except DecodeError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
 class ModelService:
     """One Predictor (thread-safe: one lock per interpreter) and the request counter."""
 
@@ -166,28 +179,16 @@ class ModelService:
     def decode(self, body: bytes):
         """Bytes -> ``coral_runtime.decode.Decoded`` as ``predict`` decodes them (upright RGB, a large
         JPEG at reduced scale); ApiError 400 for anything that is not a sane image, 413 if too large."""
-        from coral_runtime.decode import DecodeError, ImageTooLarge
-
-        try:
+        with _image_errors():
             return self.predictor.decode(body, draft=self.draft, max_pixels=self.max_pixels)
-        except ImageTooLarge as exc:
-            raise ApiError(413, str(exc)) from None
-        except DecodeError as exc:
-            raise ApiError(400, str(exc)) from None
 
     def predict(self, body: bytes, **options: Any) -> dict[str, Any]:
         """Decode and run the model on an image body (``Predictor.predict_bytes``, the in-app
         predictor's own call); ``options`` (threshold, top_k) go to it when given. Boxes are in
         the pixels of the original (upright) image. ApiError 400/413 for bad or too large images."""
-        from coral_runtime.decode import DecodeError, ImageTooLarge
-
         kwargs = {k: v for k, v in options.items() if v is not None}
-        try:
+        with _image_errors():
             pred = self.predictor.predict_bytes(body, draft=self.draft, max_pixels=self.max_pixels, **kwargs)
-        except ImageTooLarge as exc:
-            raise ApiError(413, str(exc)) from None
-        except DecodeError as exc:
-            raise ApiError(400, str(exc)) from None
         with self.lock:
             self.requests += 1
         out = _jsonable(pred.to_dict() if callable(getattr(pred, "to_dict", None)) else pred)
