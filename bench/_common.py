@@ -34,3 +34,16 @@ def train_and_read(store, project, task: str, hparams: dict) -> TrainedRun:
     epoch_s = m["training"].get("epoch_seconds") or []
     steady = statistics.median(epoch_s[1:]) if len(epoch_s) > 1 else None
     return TrainedRun(folder, m, job_s, m["dataset"]["train"], steady)
+
+
+def median_ms(fn, repeats: int, warmup: int = 3) -> float:
+    """Median wall time of ``fn()`` in ms over ``repeats`` calls, after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+

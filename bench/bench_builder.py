@@ -30,7 +30,6 @@ image (or, without Docker, the server from the source tree).
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import io
 import json
 import os
@@ -146,16 +145,6 @@ def _p90(ms: list[float]) -> float:
     return s[min(len(s) - 1, int(0.9 * len(s)))]
 
 
-def _load_server_module():
-    """builder/templates/server.py as a module (its ModelService holds the Predictor the server uses)."""
-    spec = importlib.util.spec_from_file_location("studio_model_server_bench", SERVER)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)
-    return mod
-
-
 class KeepAliveClient:
     """One persistent HTTP/1.1 connection to a model server (as a robot-side client would keep)."""
 
@@ -230,7 +219,9 @@ def latency_figures(model_dir: Path, images: dict[str, bytes], n: int, ports: di
     ``meets_goal``."""
     from core.imaging import open_upright
 
-    server_mod = _load_server_module()
+    from builder.docker import server_module
+
+    server_mod = server_module()
     service = server_mod.ModelService(model_dir, device="cpu")
     pred = service.predictor  # a coral_runtime Predictor, as the server's
     res: dict[str, Any] = {}

@@ -13,24 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+from bench._common import median_ms
+
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT.parent / "shared" / "datasets" / "sign-language-digits" / "Dataset"
-
-
-def _median_ms(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def _throughput(model, dataset, n_images: int) -> float:
@@ -99,7 +89,7 @@ def run(out_dir: Path, quick: bool = False, epochs: int | None = None, max_image
     model = keras.models.load_model(folder / artefacts.FLOAT_MODEL, compile=False)
     serve = tf.function(lambda x: model(x, training=False), jit_compile=False)  # traced once, like a server
     one_f = tf.constant(one.astype(np.float32))
-    float_ms = _median_ms(lambda: serve(one_f).numpy(), 30 if quick else 100)
+    float_ms = median_ms(lambda: serve(one_f).numpy(), 30 if quick else 100)
     int8_path = folder / artefacts.INT8_MODEL
     from core.export import _interpreter
 
@@ -113,7 +103,7 @@ def run(out_dir: Path, quick: bool = False, epochs: int | None = None, max_image
             it.set_tensor(inp, one)
             it.invoke()
 
-        lat[threads] = _median_ms(invoke, 30 if quick else 200)
+        lat[threads] = median_ms(invoke, 30 if quick else 200)
     assert run_tflite(int8_path, one).shape[-1] == len(m["labels"])
 
     metrics = m["metrics"]

@@ -14,24 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+from bench._common import median_ms
+
 ROOT = Path(__file__).resolve().parents[1]
 RACCOON = ROOT.parent / "shared" / "datasets" / "raccoon"
-
-
-def _median_ms(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def run(out_dir: Path, quick: bool = False, epochs: int | None = None, alpha: float | None = None,
@@ -79,7 +69,7 @@ def run(out_dir: Path, quick: bool = False, epochs: int | None = None, alpha: fl
         name = next(iter(runner.get_input_details()))
         out = runner(**{name: x})
         assert set(out) == set(OUTPUTS.values())
-        lat[threads] = _median_ms(lambda runner=runner, name=name: runner(**{name: x}), 20 if quick else 100)
+        lat[threads] = median_ms(lambda runner=runner, name=name: runner(**{name: x}), 20 if quick else 100)
 
     f, q = m["metrics"]["float"], m["metrics"]["int8"]
     return {
