@@ -66,13 +66,20 @@ class Transform:
     scale_x: float  # model-input pixels per original pixel
     scale_y: float
 
+    def to_original_array(self, boxes: np.ndarray) -> np.ndarray:
+        """Normalised model boxes ``[N, 4]`` (TFLite order ymin, xmin, ymax, xmax) -> original-image
+        pixels ``[N, 4]`` (x0, y0, x1, y1), ordered and clipped to the image (float64)."""
+        b = np.asarray(boxes, np.float64).reshape(-1, 4)
+        xs = np.sort(b[:, [1, 3]] * self.in_w / self.scale_x, axis=1)
+        ys = np.sort(b[:, [0, 2]] * self.in_h / self.scale_y, axis=1)
+        xs = np.clip(xs, 0.0, float(self.width))
+        ys = np.clip(ys, 0.0, float(self.height))
+        return np.stack([xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]], axis=1)
+
     def to_original(self, ymin: float, xmin: float, ymax: float, xmax: float) -> Box:
         """A normalised model box (TFLite order) -> pixels of the original image, clipped."""
-        x0, x1 = xmin * self.in_w / self.scale_x, xmax * self.in_w / self.scale_x
-        y0, y1 = ymin * self.in_h / self.scale_y, ymax * self.in_h / self.scale_y
-        x0, x1 = sorted((x0, x1))
-        y0, y1 = sorted((y0, y1))
-        return Box(x0, y0, x1, y1).clip(self.width, self.height)
+        x0, y0, x1, y1 = (float(v) for v in self.to_original_array(np.array([ymin, xmin, ymax, xmax]))[0])
+        return Box(x0, y0, x1, y1)
 
     def to_model(self, box: Box) -> tuple[float, float, float, float]:
         """Original-pixel box -> normalised model ``(ymin, xmin, ymax, xmax)`` (the inverse)."""
@@ -124,8 +131,6 @@ def resize_into(image: Image.Image, out: np.ndarray, mode: str = "stretch", *,
 def resize_image(image: Image.Image, size: tuple[int, int], mode: str = "stretch", *,
                  reducing_gap: float | None = REDUCING_GAP) -> tuple[np.ndarray, Transform]:
     """RGB uint8 ``[h, w, 3]`` model input for ``size`` = (h, w), and the transform to undo it."""
-    if mode not in RESIZE_MODES:
-        raise ValueError(f"resize must be one of {RESIZE_MODES}, not {mode!r}")
     out = np.empty((int(size[0]), int(size[1]), 3), np.uint8)
     return out, resize_into(image, out, mode, reducing_gap=reducing_gap)
 
@@ -197,8 +202,8 @@ def detect(outputs: dict[str, np.ndarray], roles: dict[str, str], transform: Tra
            labels: Sequence[str], threshold: float = 0.0, max_detections: int | None = None) -> list[Detection]:
     """Detections from the post-process outputs (roles: boxes/classes/scores/count -> output name).
 
-    Vectorised: the threshold, the sort and the box mapping (:meth:`Transform.to_original`, same
-    arithmetic) run on whole arrays; a ``Detection`` is made only for the kept ones.
+    Vectorised: the threshold, the sort and the box mapping (:meth:`Transform.to_original_array`)
+    run on whole arrays; a ``Detection`` is made only for the kept ones.
     """
     boxes = np.asarray(outputs[roles["boxes"]], np.float32).reshape(-1, 4)
     classes = np.asarray(outputs[roles["classes"]], np.float32).reshape(-1)
@@ -211,17 +216,10 @@ def detect(outputs: dict[str, np.ndarray], roles: dict[str, str], transform: Tra
     keep = keep[np.argsort(-scores[keep], kind="stable")]  # best first, ties in output order
     if max_detections:
         keep = keep[:max_detections]
-    tr = transform
-    b = boxes[keep].astype(np.float64)  # to_original works on Python floats (float64)
-    xs = b[:, [1, 3]] * tr.in_w / tr.scale_x
-    ys = b[:, [0, 2]] * tr.in_h / tr.scale_y
-    xs.sort(axis=1)
-    ys.sort(axis=1)
-    xs = np.clip(xs, 0.0, float(tr.width))
-    ys = np.clip(ys, 0.0, float(tr.height))
+    pixels = transform.to_original_array(boxes[keep])
     out: list[Detection] = []
     for j, i in enumerate(keep.tolist()):
         cid = int(classes[i])
-        box = Box(float(xs[j, 0]), float(ys[j, 0]), float(xs[j, 1]), float(ys[j, 1]))
+        box = Box(*(float(v) for v in pixels[j]))
         out.append(Detection(labels[cid] if 0 <= cid < len(labels) else str(cid), float(scores[i]), box, cid))
     return out
