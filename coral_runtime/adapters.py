@@ -120,12 +120,19 @@ def resize_into(image: Image.Image, out: np.ndarray, mode: str = "stretch", *,
         resized = img
     else:
         resized = img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=reducing_gap)
-    out[:nh, :nw] = np.asarray(resized)
+    place_into(out, np.asarray(resized))
+    return tr
+
+
+def place_into(out: np.ndarray, pixels: np.ndarray) -> None:
+    """Copy ``pixels`` (``[nh, nw, 3]``, already the size :func:`fit` gave) to the top-left of
+    ``out`` and zero the rest (the letterbox padding; nothing for ``"stretch"``)."""
+    nh, nw = pixels.shape[:2]
+    out[:nh, :nw] = pixels
     if nh < out.shape[0]:
         out[nh:] = 0
     if nw < out.shape[1]:
         out[:nh, nw:] = 0
-    return tr
 
 
 def resize_image(image: Image.Image, size: tuple[int, int], mode: str = "stretch", *,

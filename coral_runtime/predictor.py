@@ -5,7 +5,9 @@ device (or ``"auto"``) it uses ``model_int8_edgetpu.tflite`` when the artefact h
 to ``model_int8.tflite`` on the CPU with a visible reason (see ``interpreter.make_interpreter``).
 
 ``predict_bytes`` decodes with ``coral_runtime.decode`` — the decode the robot image's model server
-uses too — so the studio and the robot give the same answer for the same bytes.
+uses too — so the studio and the robot give the same answer for the same bytes. ``predict_frame``
+takes live video frames (the Preview page's webcam): ``coral_runtime.frames`` converts and resizes
+them to the model input in one pass.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from core import artefacts
-from coral_runtime import adapters
+from coral_runtime import adapters, frames
 from coral_runtime.decode import DEFAULT_MAX_PIXELS, Decoded, decode_image
 from coral_runtime.interpreter import RuntimeInterpreter, make_interpreter
 
@@ -120,12 +122,16 @@ class Predictor:
 
     def _preprocess(self, image: Image.Image, buf: np.ndarray) -> tuple[np.ndarray, adapters.Transform]:
         tr = adapters.resize_into(image, buf, self.resize, reducing_gap=self.reducing_gap)
+        return self._tensor(buf), tr
+
+    def _tensor(self, buf: np.ndarray) -> np.ndarray:
+        """The input tensor for resized pixels ``buf``."""
         if self._identity_input:
-            return buf, tr  # the pixels are the tensor: no arithmetic, no copy
+            return buf  # the pixels are the tensor: no arithmetic, no copy
         if self._input_lut is not None:
-            return self._input_lut[buf], tr
+            return self._input_lut[buf]
         it = self.interpreter
-        return adapters.quantize_input(buf, it.input_dtype, it.input_quantization), tr
+        return adapters.quantize_input(buf, it.input_dtype, it.input_quantization)
 
     def _buffer(self) -> np.ndarray:
         buf = getattr(self._local, "buf", None)
@@ -137,6 +143,19 @@ class Predictor:
         """Classify or detect on one image (original-pixel boxes); times the whole call."""
         t0 = time.perf_counter()
         tensor, tr = self._preprocess(image, self._buffer())
+        return self._infer(tensor, tr, threshold, top_k, t0)
+
+    def predict_frame(self, frame: Any, threshold: float | None = None, top_k: int | None = None) -> Prediction:
+        """``predict`` on a live video frame (a PyAV ``VideoFrame``): converted and resized to the
+        model input in one swscale pass (``coral_runtime.frames``); boxes in frame pixels."""
+        t0 = time.perf_counter()
+        buf = self._buffer()
+        tr = frames.scale_frame_into(frame, buf, self.resize)
+        return self._infer(self._tensor(buf), tr, threshold, top_k, t0)
+
+    def _infer(self, tensor: np.ndarray, tr: adapters.Transform, threshold: float | None, top_k: int | None,
+               t0: float) -> Prediction:
+        """Invoke on ``tensor`` and decode the outputs; ``latency_ms`` counts from ``t0``."""
         it = self.interpreter
         with it.lock:
             it.set_input(tensor)  # the one copy into the interpreter

@@ -12,6 +12,7 @@ from core import artefacts
 from core.imaging import open_upright
 from core.render import draw_labels
 from core.store import StoreError
+from coral_runtime.frames import frame_rgb
 from coral_runtime.interpreter import RuntimeUnavailable
 from pages._shared import preview as pv
 from pages._shared import selection, state, widgets
@@ -147,9 +148,9 @@ def _live_webcam() -> None:
         return
 
     def on_frame(frame):
-        img = frame.to_image()
-        pred = predictor.predict(img, threshold=threshold, top_k=int(top_k))
-        _draw(img, pred)
+        # the model input straight from the camera's pixels (one swscale pass), then the frame to draw on
+        pred = predictor.predict_frame(frame, threshold=threshold, top_k=int(top_k))
+        img = _draw(Image.fromarray(frame_rgb(frame)), pred)
         import av as _av
 
         return _av.VideoFrame.from_image(img)

@@ -35,3 +35,9 @@ def small_cls_int8(model_dir) -> Path:
 @pytest.fixture(scope="session")
 def detector_int8(model_dir) -> Path:
     return _build(model_dir, "detector", lambda: M.tiny_detector(model_dir))
+
+
+@pytest.fixture(scope="session")
+def colour_cls_int8(model_dir) -> Path:
+    """A really trained tiny red/green/blue classifier (32 px, full int8)."""
+    return _build(model_dir, "colour_cls", M.trained_colour_classifier)
