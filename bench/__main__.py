@@ -14,8 +14,8 @@ import time
 import traceback
 from pathlib import Path
 
-MODULES = ("bench_import", "bench_classification", "bench_detection", "bench_preview", "bench_builder",
-           "bench_ray")
+MODULES = ("bench_import", "bench_classification", "bench_detection", "bench_app_training", "bench_preview",
+           "bench_builder", "bench_ray")
 
 
 def _markdown(report: dict) -> str:
