@@ -147,18 +147,22 @@ def _live_webcam() -> None:
         st.info(f"{pv.WEBRTC_MISSING} ({exc})")
         return
 
-    def on_frame(frame):
+    live = pv.live_window(model_id, device, int(window))
+
+    def on_frame(frame):  # on streamlit-webrtc's video thread: no Streamlit calls here
         # the model input straight from the camera's pixels (one swscale pass), then the frame to draw on
         pred = predictor.predict_frame(frame, threshold=threshold, top_k=int(top_k))
-        img = _draw(Image.fromarray(frame_rgb(frame)), pred)
+        live.add(pred.latency_ms, pred.invoke_ms, pred.device)
+        img = _draw(Image.fromarray(frame_rgb(frame)), pred, live.stats().caption())
         import av as _av
 
         return _av.VideoFrame.from_image(img)
 
     stun = os.environ.get(STUN_ENV, "").strip()
-    st.caption("Each frame goes through the same predictor; its latency and the device are written on the "
-               "frame. The browser streams the camera straight to this server (WebRTC): that works on the "
-               "same machine or LAN; across NAT set " + f"`{STUN_ENV}` (e.g. `stun:stun.example.org:3478`).")
+    st.caption("Each frame goes through the same predictor; its latency, the p50/p95 over the last frames "
+               "and the device are written on the frame. The browser streams the camera straight to this "
+               "server (WebRTC): that works on the same machine or LAN; across NAT set "
+               + f"`{STUN_ENV}` (e.g. `stun:stun.example.org:3478`).")
     try:
         webrtc_streamer(key="studio.preview.webrtc", mode=WebRtcMode.SENDRECV, video_frame_callback=on_frame,
                         media_stream_constraints={"video": True, "audio": False},
@@ -166,14 +170,35 @@ def _live_webcam() -> None:
     except Exception as exc:  # noqa: BLE001 - a third-party component: say it, keep the page
         st.warning(f"The live webcam could not start here ({type(exc).__name__}: {exc}). "
                    "Use **Take a photo** instead.")
+        return
+    _live_speed(live)
 
 
-def _draw(img: Image.Image, pred) -> Image.Image:
+@st.fragment(run_every=pv.LIVE_REFRESH_SECONDS)
+def _live_speed(live) -> None:
+    """The live stream's figures, refreshed while the page is open."""
+    s = live.stats()
+    st.subheader("Speed")
+    if not s.n:
+        st.caption("Press **START** to stream the webcam; the figures appear with the first frames.")
+        return
+    m1, m2, m3 = st.columns(3)
+    m1.metric(f"p50 (last {s.n} frames)", f"{s.p50:.1f} ms",
+              help="the whole prediction per frame: conversion and resize, invoke, output decoding")
+    m2.metric(f"p95 (last {s.n} frames)", f"{s.p95:.1f} ms")
+    m3.metric("invoke alone (p50)", f"{s.invoke_p50:.1f} ms",
+              help="interpreter.invoke() without pre- and post-processing")
+    st.caption(f"Ran on **{s.device}**" + (" (Edge TPU)" if s.device != "cpu" else " (CPU, LiteRT)"))
+
+
+def _draw(img: Image.Image, pred, window_caption: str = "") -> Image.Image:
     if pred.task == "detection":
         tuples = [(f"{d.label} {d.score:.2f}", d.box.as_tuple(), True) for d in pred.detections]
     else:
         tuples = [(f"{c.label} {c.score:.2f}", None, True) for c in pred.classes[:1]]
     tuples.append((f"{pred.latency_ms:.1f} ms on {pred.device}", None, True))
+    if window_caption:
+        tuples.append((window_caption, None, True))
     return draw_labels(img, tuples, (img.width, img.height))
 
 

@@ -15,12 +15,16 @@ import numpy as np
 import streamlit as st
 
 from coral_runtime.devices import device_choices as _device_choices
+from coral_runtime.latency import LatencyWindow
 from coral_runtime.predictor import Prediction, Predictor
 from pages._shared.state import StateKey
 
 HISTORY_MAX = 500
 # (model id, device asked, device that ran it, latency ms, invoke ms, time)
 LATENCY: StateKey[list[tuple[str, str, str, float, float, float]]] = StateKey("studio.preview.latency", list)
+# (model id, device asked) -> the live webcam's rolling latencies (filled on the video thread)
+LIVE: StateKey[dict[tuple[str, str], LatencyWindow]] = StateKey("studio.preview.live", dict)
+LIVE_REFRESH_SECONDS = 2.0
 
 MODEL_WIDGET = "studio.preview.model"
 DEVICE_WIDGET = "studio.preview.device"
@@ -121,6 +125,17 @@ def stats(model_id: str, device_asked: str, window: int) -> LatencyStats:
     inv = np.array([r[4] for r in rows])
     return LatencyStats(len(rows), float(np.percentile(lat, 50)), float(np.percentile(lat, 95)),
                         float(np.percentile(inv, 50)), sorted({r[2] for r in rows}))
+
+
+def live_window(model_id: str, device_asked: str, size: int) -> LatencyWindow:
+    """The live webcam's latency window for this model and device choice (kept across reruns; the
+    video thread only ever holds this object, never the session state)."""
+    windows = LIVE.get()
+    key = (model_id, device_asked)
+    if key not in windows:
+        windows[key] = LatencyWindow(size)
+    windows[key].resize(size)
+    return windows[key]
 
 
 def clear_history() -> None:

@@ -8,6 +8,7 @@ takes after decoding.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -163,8 +164,15 @@ try:
                     pass
             if any(v[0] >= 2 and v[1] > 3 for v in videos):
                 break
+        speed = ""  # the Speed figures under the stream (a fragment refreshed every 2 s)
+        for _ in range(20):
+            metrics = pg.locator('[data-testid="stMetric"]')
+            if metrics.count() >= 3:
+                speed = " | ".join(metrics.nth(i).inner_text() for i in range(metrics.count()))
+                break
+            pg.wait_for_timeout(1000)
         pg.screenshot(path=shot, full_page=True)
-        out = {"videos": videos, "states": states}
+        out = {"videos": videos, "states": states, "speed": speed}
         b.close()
 finally:
     srv.send_signal(signal.SIGTERM)
@@ -219,6 +227,10 @@ def test_live_webcam_in_a_real_browser(studio: Store, tmp_path: Path, output_dir
     res = json.loads(line.removeprefix("RESULT "))
     assert any("connected" in s for s in res["states"]), res
     assert any(v[0] >= 2 and v[1] > 3 and v[2] > 0 for v in res["videos"]), res
+    # p50/p95 over the last frames, filled on the video thread, shown by the page
+    frames = re.search(r"p50 \(last (\d+) frames\)\s*\n?\s*([\d.]+) ms", res["speed"])
+    assert frames and int(frames.group(1)) >= 3 and float(frames.group(2)) > 0, res["speed"]
+    assert "invoke alone" in res["speed"], res["speed"]
     server_log = log.read_text(errors="replace")
     assert "Traceback" not in server_log, server_log[-3000:]
 
