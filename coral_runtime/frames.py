@@ -4,7 +4,8 @@ A browser camera reaches the preview as decoded video frames (PyAV ``VideoFrame`
 ``yuv420p`` from the VP8/H.264 decoder). The still-photo path would convert the whole frame to RGB
 (``frame.to_image()``, ~1.6 ms at 640x480 here) and then resize it with Pillow (~1 ms). Here
 libswscale does both at once, straight from the camera's pixels to the model-input size
-(``to_ndarray(width=, height=, format="rgb24")``, ~0.25 ms): the way Coral's camera examples let the
+(~0.35 ms in a tight loop, ~0.6 ms between two invokes of a 224 px MobileNetV2 once its weights have
+pushed the frame out of the cache — bench/bench_preview.py): the way Coral's camera examples let the
 video pipeline scale frames to the model before inference.
 
 The resize is swscale's ``BILINEAR``, which widens its filter when it shrinks (antialiased, like
