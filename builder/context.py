@@ -233,18 +233,22 @@ def source_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-_FROM_CORE = re.compile(r"^\s*from\s+core(?:\.(\w+))?[\w.]*\s+import\s+\(?([\w\s,]+)", re.M)
+# names: a parenthesised list (may span lines) or the rest of the line
+_FROM_CORE = re.compile(r"^\s*from\s+core(?:\.(\w+))?[\w.]*\s+import\s+(?:\(([^)]*)\)|([^\n#]*))", re.M)
 _IMPORT_CORE = re.compile(r"^\s*import\s+core\.(\w+)", re.M)
 
 
 def _core_imports_by_text(text: str) -> set[str]:
     """The same as the AST walk, from import lines (the fallback when ast.parse is unavailable)."""
     found = set(_IMPORT_CORE.findall(text))
-    for sub, names in _FROM_CORE.findall(text):
+    for sub, listed, line in _FROM_CORE.findall(text):
         if sub:
             found.add(sub)
-        else:
-            found.update(n.strip() for n in names.replace("\n", ",").split(",") if n.strip().isidentifier())
+            continue
+        for part in (listed or line).replace("\n", ",").split(","):
+            words = part.split()  # "boxes as b" -> the module is the first word
+            if words and words[0].isidentifier():
+                found.add(words[0])
     return found
 
 

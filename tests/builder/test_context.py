@@ -154,3 +154,6 @@ def test_import_scan_by_text_matches_the_ast_walk():
         assert bc._core_imports_by_text(text) == bc._core_imports(f), f
     sample = "from core import (boxes,\n    annotations)\nimport core.extra as x\nfrom core.more.sub import y\n"
     assert bc._core_imports_by_text(sample) == {"boxes", "annotations", "extra", "more"}
+    # a one-line import ends at its line: the next import's names are not core's
+    sample = "from core import artefacts\nfrom coral_runtime import adapters, frames\nfrom core import boxes as b, split\n"
+    assert bc._core_imports_by_text(sample) == {"artefacts", "boxes", "split"}
