@@ -69,72 +69,6 @@ def _sample_images() -> dict[str, bytes]:
     return {f"photo_{im.width}x{im.height}": photo, f"camera_{CAMERA[0]}x{CAMERA[1]}": buf.getvalue()}
 
 
-def _write_manifest(folder: Path, manifest: dict) -> None:
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-
-
-def make_detector(folder: Path, size: int = DET_SIZE, labels: tuple[str, ...] = ("raccoon", "dog")) -> Path:
-    """An artefact folder with the studio's detector (untrained) exported to int8 at ``size`` px."""
-    import numpy as np
-
-    from core import artefacts
-    from core.training.detection.anchors import AnchorSpec, generate_anchors
-    from core.training.detection.export import OUTPUTS, export_int8
-    from core.training.detection.model import build_detector
-    from core.training.detection.postprocess import PostprocessConfig
-
-    if (folder / "manifest.json").exists():
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    det = build_detector(len(labels), image_size=size)
-    spec = AnchorSpec(feature_sizes=det.feature_sizes)
-    anchors = generate_anchors(spec)
-    cfg = PostprocessConfig(score_threshold=0.0, iou_threshold=0.5, max_detections=20)
-    reps = [np.random.default_rng(i).integers(0, 256, (size, size, 3), dtype=np.uint8) for i in range(8)]
-    info = export_int8(det.model, anchors, reps, folder / artefacts.INT8_MODEL, len(labels), cfg,
-                       work_dir=folder.parent)
-    artefacts.write_labels(folder, list(labels))
-    q = info["input"]
-    _write_manifest(folder, {
-        "schema_version": 1, "id": f"bench-detector-{size}", "task": "detection", "project": "bench",
-        "labels": list(labels), "input_size": [size, size], "resize": "letterbox", "created": time.time(),
-        "dataset_hash": "0" * 16, "files": {"int8": artefacts.INT8_MODEL, "labels": artefacts.LABELS},
-        "quantization": {"input": {"scale": q.get("scale"), "zero_point": q.get("zero_point"), "dtype": "uint8"}},
-        "detection": {**cfg.to_dict(), "anchors": int(len(anchors)), "outputs": dict(OUTPUTS),
-                      "letterbox_anchor": "top-left"},
-        "model": {"architecture": "SSDLite MobileNetV2", "alpha": 1.0, "weights": "untrained"},
-    })
-    return folder
-
-
-def make_classifier(folder: Path, size: int = CLS_SIZE,
-                    labels: tuple[str, ...] = ("raccoon", "dog", "cat")) -> Path:
-    """An artefact folder with the studio's MobileNetV2 classifier (untrained) in int8 at ``size`` px."""
-    import numpy as np
-
-    from core import artefacts
-    from core.export import convert_int8
-    from core.training.classification import build_model
-    from core.training.hparams import ClassificationHParams
-
-    if (folder / "manifest.json").exists():
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    model = build_model(len(labels), ClassificationHParams(image_size=size))
-    reps = [np.random.default_rng(i).integers(0, 256, (size, size, 3)).astype(np.float32) for i in range(8)]
-    info = convert_int8(model, reps, folder / artefacts.INT8_MODEL)
-    artefacts.write_labels(folder, list(labels))
-    q = info["inputs"][0] if "inputs" in info else {}
-    _write_manifest(folder, {
-        "schema_version": 1, "id": f"bench-classifier-{size}", "task": "classification", "project": "bench",
-        "labels": list(labels), "input_size": [size, size], "resize": "stretch", "created": time.time(),
-        "dataset_hash": "0" * 16, "files": {"int8": artefacts.INT8_MODEL, "labels": artefacts.LABELS},
-        "quantization": {"input": {"scale": q.get("scale"), "zero_point": q.get("zero_point"), "dtype": "uint8"}},
-        "model": {"architecture": "MobileNetV2", "alpha": 1.0, "weights": "untrained"},
-    })
-    return folder
-
-
 # -- timing --------------------------------------------------------------------------------------
 def _median(ms: list[float]) -> float:
     return statistics.median(ms)
@@ -262,12 +196,12 @@ def _coral_reachable(host: str) -> str | None:
 
 
 def _models(out_dir: Path, quick: bool) -> dict[str, Path]:
+    from bench._common import shared_models_dir, untrained_classifier, untrained_detector
+
     sys.path.insert(0, str(ROOT))
-    if quick:
-        return {"detector_160": make_detector(out_dir / "detector_160", 160),
-                "classifier_96": make_classifier(out_dir / "classifier_96", 96)}
-    return {f"detector_{DET_SIZE}": make_detector(out_dir / f"detector_{DET_SIZE}"),
-            f"classifier_{CLS_SIZE}": make_classifier(out_dir / f"classifier_{CLS_SIZE}")}
+    det, cls = (160, 96) if quick else (DET_SIZE, CLS_SIZE)
+    models = shared_models_dir(out_dir)
+    return {f"detector_{det}": untrained_detector(models, det), f"classifier_{cls}": untrained_classifier(models, cls)}
 
 
 def run(out_dir: Path, quick: bool = False) -> dict:

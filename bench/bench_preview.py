@@ -30,17 +30,16 @@ Not included: decoding JPEG bytes or the video stream into the frame, drawing bo
 loading the model, and any Edge TPU: everything runs on the CPU here (1 XNNPACK thread, the
 Predictor's default). On a Coral, invoke() is faster and the same preprocessing weighs more.
 
-Models (int8, uint8 I/O, built here): ``cls224`` MobileNetV2 alpha 1.0 at 224 px (Coral's classic
-classifier), 5 classes; ``det320`` the studio's own SSDLite MobileNetV2 alpha 1.0 at 320 px from
-``core.training.detection`` with the fused TFLite_Detection_PostProcess op (untrained weights: latency
-only), letterbox. ``quick``: alpha 0.35, 96 px classifier and 160 px detector.
+Models (int8, uint8 I/O, untrained: latency only; ``bench._common``, shared with ``bench_builder``):
+``cls224`` the studio's MobileNetV2 classifier alpha 1.0 at 224 px (Coral's classic classifier), 3
+classes; ``det320`` the studio's SSDLite MobileNetV2 alpha 1.0 at 320 px from
+``core.training.detection`` with the fused TFLite_Detection_PostProcess op, letterbox. ``quick``:
+alpha 0.35, 96 px classifier and 160 px detector.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -164,75 +163,33 @@ def _fast_variant(folder: Path, image: Image.Image, n: int, threshold: float | N
     return out
 
 
-def _mobilenet(size: int, alpha: float) -> bytes:
-    import keras
-
-    from tests.coral_runtime import models as M
-
-    inp = keras.Input((size, size, 3))
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inp)
-    x = keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=alpha, include_top=False,
-                                       weights=None)(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    out = keras.layers.Dense(5, activation="softmax")(x)
-    return M.convert_int8(keras.Model(inp, out), (size, size, 3))
-
-
-def studio_detector(out_path: Path, size: int, alpha: float, max_detections: int = 20) -> Path:
-    """The detection trainer's own graph and int8 export (untrained weights), written to ``out_path``."""
-    from core.training.detection.anchors import AnchorSpec, generate_anchors
-    from core.training.detection.export import export_int8
-    from core.training.detection.model import build_detector
-    from core.training.detection.postprocess import PostprocessConfig
-
-    det = build_detector(2, image_size=size, alpha=alpha, weights=None)
-    anchors = generate_anchors(AnchorSpec(feature_sizes=det.feature_sizes))
-    reps = [np.random.default_rng(i).integers(0, 256, (size, size, 3), dtype=np.uint8) for i in range(4)]
-    export_int8(det.model, anchors, reps, out_path, 2,
-                PostprocessConfig(score_threshold=0.0, max_detections=max_detections),
-                work_dir=out_path.parent)
-    return out_path
-
-
 def run(out_dir: Path, quick: bool = False) -> dict:
     """Returns a flat dict of figures (see the module docstring)."""
+    from bench._common import shared_models_dir, untrained_classifier, untrained_detector
     from coral_runtime.predictor import Predictor
-    from tests.coral_runtime import models as M
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="bench_preview_", dir=out_dir))
     n = 30 if quick else 200
     image, source = frame()
     res: dict = {"frame": f"{image.width}x{image.height} RGB ({source})", "goal_ratio": GOAL}
     alpha = 0.35 if quick else 1.0
     cls_size, det_size = (96, 160) if quick else (224, 320)
-    try:
-        t0 = time.perf_counter()
-        cls = _mobilenet(cls_size, alpha)
-        res["classifier_build_s"] = round(time.perf_counter() - t0, 1)
-        cls_dir = M.write_artefact(work / "cls", cls, task="classification", labels=[f"c{i}" for i in range(5)],
-                                   input_size=cls_size)
-        t0 = time.perf_counter()
-        (work / "det").mkdir()
-        det = studio_detector(work / "det" / "studio.tflite", det_size, alpha)
-        res["detector_build_s"] = round(time.perf_counter() - t0, 1)
-        det_dir = M.write_artefact(work / "det", det.read_bytes(), task="detection", labels=["a", "b"],
-                                   input_size=det_size, resize="letterbox",
-                                   extra={"detection": {"score_threshold": 0.3, "iou_threshold": 0.5,
-                                                        "max_detections": 20}})
-        res["loadavg_1m_before"] = round(os.getloadavg()[0], 2)  # shared machine: how busy it was
-        live = video_frames(image)
-        for tag, folder, thr in ((f"cls{cls_size}", cls_dir, None), (f"det{det_size}", det_dir, 0.0)):
-            r = measure(Predictor(folder, device="cpu"), image, n, thr, frames=live)
-            r.update(_fast_variant(folder, image, n, thr))
-            res.update({f"{tag}_{k}": v for k, v in r.items()})
-        res["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
-        res["live_meets_goal"] = all(v for k, v in res.items() if k.endswith("_live_meets_goal"))
-        res["photo_meets_goal"] = all(v for k, v in res.items()
-                                      if k.endswith("_meets_goal") and "live" not in k and "fast" not in k)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    models = shared_models_dir(out_dir)
+    t0 = time.perf_counter()
+    cls_dir = untrained_classifier(models, cls_size, alpha)
+    det_dir = untrained_detector(models, det_size, alpha)
+    res["models_seconds"] = round(time.perf_counter() - t0, 1)  # 0 when another benchmark built them
+    res["loadavg_1m_before"] = round(os.getloadavg()[0], 2)  # shared machine: how busy it was
+    live = video_frames(image)
+    for tag, folder, thr in ((f"cls{cls_size}", cls_dir, None), (f"det{det_size}", det_dir, 0.0)):
+        r = measure(Predictor(folder, device="cpu"), image, n, thr, frames=live)
+        r.update(_fast_variant(folder, image, n, thr))
+        res.update({f"{tag}_{k}": v for k, v in r.items()})
+    res["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
+    res["live_meets_goal"] = all(v for k, v in res.items() if k.endswith("_live_meets_goal"))
+    res["photo_meets_goal"] = all(v for k, v in res.items()
+                                  if k.endswith("_meets_goal") and "live" not in k and "fast" not in k)
     return res
 
 
