@@ -1,7 +1,8 @@
 """Model server of a Studio robot image (standard library + the shipped coral_runtime).
 
     GET  /healthz       liveness: {"ok": true, "device": ...}
-    GET  /v1/model      labels, task, input size, device in use, versions
+    GET  /v1/model      labels, task, input size, device in use, versions, requests served, and
+                        the latency p50/p95 (ms) over the last 100 predictions
     POST /v1/predict    an image body (image/*, application/octet-stream) or multipart/form-data
                         with a file part -> classes or detections in original-image pixels;
                         optional query: ?threshold=0.5 (minimum score) &top_k=3
@@ -51,6 +52,7 @@ if str(_RUNTIME_ROOT) not in sys.path:
 SERVER_VERSION = "1"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 50_000_000  # as coral_runtime.decode.DEFAULT_MAX_PIXELS
+LATENCY_WINDOW = 100  # predictions behind the p50/p95 of GET /v1/model
 
 
 class ApiError(Exception):
@@ -127,10 +129,11 @@ def _image_errors() -> Iterator[None]:
 
 
 class ModelService:
-    """One Predictor (thread-safe: one lock per interpreter) and the request counter."""
+    """One Predictor (thread-safe: one lock per interpreter), the request counter and the latency window."""
 
     def __init__(self, model_dir: str | os.PathLike[str], device: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS,
                  draft: bool = True):
+        from coral_runtime.latency import LatencyWindow
         from coral_runtime.predictor import Predictor
 
         self.model_dir = Path(model_dir)
@@ -140,6 +143,7 @@ class ModelService:
         self.max_pixels = max_pixels
         self.draft = draft
         self.requests = 0
+        self.latency = LatencyWindow(LATENCY_WINDOW)
         self.started = time.time()
         self.versions = _versions()
 
@@ -174,7 +178,19 @@ class ModelService:
             "device": self.device,
             "fallback_reason": self.fallback_reason,
             "versions": self.versions,
+            "requests": self.requests,
+            "latency": self.latency_figures(),
         }
+
+    def latency_figures(self) -> dict[str, Any]:
+        """p50/p95 of the whole prediction (decode included) and p50 of invoke() alone, in ms, over
+        the last predictions (``window`` of them); nulls before the first one."""
+        s = self.latency.stats()
+
+        def ms(v: float | None) -> float | None:
+            return None if v is None else round(v, 3)
+
+        return {"window": s.n, "p50_ms": ms(s.p50), "p95_ms": ms(s.p95), "invoke_p50_ms": ms(s.invoke_p50)}
 
     def decode(self, body: bytes):
         """Bytes -> ``coral_runtime.decode.Decoded`` as ``predict`` decodes them (upright RGB, a large
@@ -191,6 +207,7 @@ class ModelService:
             pred = self.predictor.predict_bytes(body, draft=self.draft, max_pixels=self.max_pixels, **kwargs)
         with self.lock:
             self.requests += 1
+        self.latency.add(pred.latency_ms, pred.invoke_ms, pred.device)
         out = _jsonable(pred.to_dict() if callable(getattr(pred, "to_dict", None)) else pred)
         if not isinstance(out, dict):
             out = {"result": out}

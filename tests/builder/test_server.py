@@ -100,3 +100,17 @@ def test_one_log_line_per_request(server):
         urllib.request.build_opener(urllib.request.ProxyHandler({})).open(server["base"] + "/healthz").read()
     time.sleep(0.2)
     assert server["log"].read_text().count('"GET /healthz"') == before + 3
+
+
+def test_model_reports_requests_and_latency(tiny_artefact, raccoon_jpeg, tmp_path):
+    with model_server(tiny_artefact, tmp_path / "server.log", DEVICE="cpu") as srv:
+        status, model = http_json("GET", srv["base"] + "/v1/model")
+        assert status == 200 and model["requests"] == 0
+        assert model["latency"] == {"window": 0, "p50_ms": None, "p95_ms": None, "invoke_p50_ms": None}
+        for _ in range(3):
+            assert http_json("POST", srv["base"] + "/v1/predict", raccoon_jpeg, "image/jpeg")[0] == 200
+        assert http_json("POST", srv["base"] + "/v1/predict", b"not an image", "image/jpeg")[0] == 400
+        _, model = http_json("GET", srv["base"] + "/v1/model")
+    lat = model["latency"]
+    assert model["requests"] == 3 and lat["window"] == 3  # a refused image is not a prediction
+    assert 0 < lat["invoke_p50_ms"] < lat["p50_ms"] <= lat["p95_ms"]  # the decode is part of the call
