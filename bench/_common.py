@@ -3,7 +3,6 @@ the latency benchmarks (``bench_preview``, ``bench_builder``) measure, built onc
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -50,15 +49,10 @@ def median_ms(fn, repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
-
 # -- untrained studio models (latency does not depend on the weights) --------------------------------
 def shared_models_dir(out_dir: Path) -> Path:
     """Where the benchmarks of one ``make bench`` run keep the models they share (beside their outputs)."""
     return Path(out_dir).parent / "_models"
-
-
-def _write_manifest(folder: Path, manifest: dict) -> None:
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
 
 def untrained_detector(models_dir: Path, size: int, alpha: float = 1.0,
@@ -86,7 +80,7 @@ def untrained_detector(models_dir: Path, size: int, alpha: float = 1.0,
                        work_dir=folder.parent)
     artefacts.write_labels(folder, list(labels))
     q = info["input"]
-    _write_manifest(folder, {
+    artefacts.write_json_atomic(folder / artefacts.MANIFEST, {
         "schema_version": 1, "id": f"bench-detector-{size}", "task": "detection", "project": "bench",
         "labels": list(labels), "input_size": [size, size], "resize": "letterbox", "created": time.time(),
         "dataset_hash": "0" * 16, "files": {"int8": artefacts.INT8_MODEL, "labels": artefacts.LABELS},
@@ -118,7 +112,7 @@ def untrained_classifier(models_dir: Path, size: int, alpha: float = 1.0,
     info = convert_int8(model, reps, folder / artefacts.INT8_MODEL)
     artefacts.write_labels(folder, list(labels))
     q = info["inputs"][0] if "inputs" in info else {}
-    _write_manifest(folder, {
+    artefacts.write_json_atomic(folder / artefacts.MANIFEST, {
         "schema_version": 1, "id": f"bench-classifier-{size}", "task": "classification", "project": "bench",
         "labels": list(labels), "input_size": [size, size], "resize": "stretch", "created": time.time(),
         "dataset_hash": "0" * 16, "files": {"int8": artefacts.INT8_MODEL, "labels": artefacts.LABELS},
