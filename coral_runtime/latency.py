@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -28,6 +29,15 @@ class WindowStats:
         if not self.n or self.p50 is None or self.p95 is None:
             return ""
         return f"p50 {self.p50:.1f} ms · p95 {self.p95:.1f} ms over {self.n} frame{'s' if self.n != 1 else ''}"
+
+
+def summarize(latency_ms: Sequence[float], invoke_ms: Sequence[float], device: str | None = None) -> WindowStats:
+    """p50/p95 of whole calls and p50 of ``invoke()`` (all None for no calls)."""
+    if not len(latency_ms):
+        return WindowStats(0, None, None, None, device)
+    lat = np.asarray(latency_ms, dtype=np.float64)
+    return WindowStats(len(lat), float(np.percentile(lat, 50)), float(np.percentile(lat, 95)),
+                       float(np.percentile(np.asarray(invoke_ms, dtype=np.float64), 50)), device)
 
 
 class LatencyWindow:
@@ -62,8 +72,4 @@ class LatencyWindow:
     def stats(self) -> WindowStats:
         with self._lock:
             items, device = list(self._items), self._device
-        if not items:
-            return WindowStats(0, None, None, None, None)
-        arr = np.asarray(items, dtype=np.float64)
-        return WindowStats(len(items), float(np.percentile(arr[:, 0], 50)), float(np.percentile(arr[:, 0], 95)),
-                           float(np.percentile(arr[:, 1], 50)), device)
+        return summarize([lat for lat, _ in items], [inv for _, inv in items], device if items else None)

@@ -11,11 +11,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
 from coral_runtime.devices import device_choices as _device_choices
-from coral_runtime.latency import LatencyWindow
+from coral_runtime.latency import LatencyWindow, summarize
 from coral_runtime.predictor import Prediction, Predictor
 from pages._shared.state import StateKey
 
@@ -119,12 +118,8 @@ def record(model_id: str, device_asked: str, pred: Prediction) -> None:
 def stats(model_id: str, device_asked: str, window: int) -> LatencyStats:
     """p50/p95 over the last ``window`` predictions of this model on this device choice."""
     rows = [r for r in LATENCY.get() if r[0] == model_id and r[1] == device_asked][-max(1, window):]
-    if not rows:
-        return LatencyStats(0, None, None, None, [])
-    lat = np.array([r[3] for r in rows])
-    inv = np.array([r[4] for r in rows])
-    return LatencyStats(len(rows), float(np.percentile(lat, 50)), float(np.percentile(lat, 95)),
-                        float(np.percentile(inv, 50)), sorted({r[2] for r in rows}))
+    s = summarize([r[3] for r in rows], [r[4] for r in rows])
+    return LatencyStats(s.n, s.p50, s.p95, s.invoke_p50, sorted({r[2] for r in rows}))
 
 
 def live_window(model_id: str, device_asked: str, size: int) -> LatencyWindow:
