@@ -182,20 +182,36 @@ def _live_speed(live) -> None:
     if not s.n:
         st.caption("Press **START** to stream the webcam; the figures appear with the first frames.")
         return
-    m1, m2, m3 = st.columns(3)
-    m1.metric(f"p50 (last {s.n} frames)", f"{s.p50:.1f} ms",
-              help="the whole prediction per frame: conversion and resize, invoke, output decoding")
-    m2.metric(f"p95 (last {s.n} frames)", f"{s.p95:.1f} ms")
-    m3.metric("invoke alone (p50)", f"{s.invoke_p50:.1f} ms",
-              help="interpreter.invoke() without pre- and post-processing")
-    st.caption(f"Ran on **{s.device}**" + (" (Edge TPU)" if s.device != "cpu" else " (CPU, LiteRT)"))
+    _window_metrics(st.columns(3), s.n, s.p50, s.p95, s.invoke_p50, " frames",
+                    p50_help="the whole prediction per frame: conversion and resize, invoke, output decoding")
+    _ran_on(s.device)
+
+
+def _window_metrics(cols, n: int, p50: float | None, p95: float | None, invoke_p50: float | None,
+                    unit: str = "", p50_help: str | None = None) -> None:
+    """p50 / p95 of the whole prediction and p50 of invoke() alone, over the last ``n`` ``unit``."""
+    def ms(v: float | None) -> str:
+        return f"{v:.1f} ms" if v is not None else "—"
+
+    cols[0].metric(f"p50 (last {n}{unit})", ms(p50), help=p50_help)
+    cols[1].metric(f"p95 (last {n}{unit})", ms(p95))
+    cols[2].metric("invoke alone (p50)", ms(invoke_p50), help="interpreter.invoke() without pre- and post-processing")
+
+
+def _ran_on(device: str | None, fallback_reason: str | None = None) -> None:
+    st.caption(f"Ran on **{device}**" + (" (Edge TPU)" if device != "cpu" else " (CPU, LiteRT)")
+               + (f" — {fallback_reason}" if fallback_reason else ""))
+
+
+def _label_tuples(pred, scale: float = 1.0) -> list:
+    """What ``draw_labels`` draws for a prediction: boxes (scaled to the shown picture) or the best class."""
+    if pred.task == "detection":
+        return [(f"{d.label} {d.score:.2f}", d.box.scale(scale).as_tuple(), True) for d in pred.detections]
+    return [(f"{c.label} {c.score:.2f}", None, True) for c in pred.classes[:1]]
 
 
 def _draw(img: Image.Image, pred, window_caption: str = "") -> Image.Image:
-    if pred.task == "detection":
-        tuples = [(f"{d.label} {d.score:.2f}", d.box.as_tuple(), True) for d in pred.detections]
-    else:
-        tuples = [(f"{c.label} {c.score:.2f}", None, True) for c in pred.classes[:1]]
+    tuples = _label_tuples(pred)
     tuples.append((f"{pred.latency_ms:.1f} ms on {pred.device}", None, True))
     if window_caption:
         tuples.append((window_caption, None, True))
@@ -232,11 +248,7 @@ if image is not None and pred is not None:
     with left:
         scale = pv.display_scale(image.width, image.height, DISPLAY_SIDE, MIN_DISPLAY_SIDE)
         shown = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
-        if pred.task == "detection":
-            tuples = [(f"{d.label} {d.score:.2f}", d.box.scale(scale).as_tuple(), True) for d in pred.detections]
-        else:
-            tuples = [(f"{c.label} {c.score:.2f}", None, True) for c in pred.classes[:1]]
-        draw_labels(shown, tuples, (shown.width, shown.height))
+        draw_labels(shown, _label_tuples(pred, scale), (shown.width, shown.height))
         buf = io.BytesIO()
         shown.save(buf, format="PNG")
         st.image(buf.getvalue(), caption=note)
@@ -258,14 +270,10 @@ if image is not None and pred is not None:
                               for d in pred.detections], hide_index=True, width="stretch")
     s = pv.stats(model_id, device, int(window))
     st.subheader("Speed")
-    m1, m2, m3, m4 = st.columns(4)
+    m1, *window_cols = st.columns(4)
     m1.metric("This photo", f"{pred.latency_ms:.1f} ms", help="the whole prediction: image decode, resize, invoke, output decoding")
-    m2.metric(f"p50 (last {s.n})", f"{s.p50:.1f} ms" if s.p50 is not None else "—")
-    m3.metric(f"p95 (last {s.n})", f"{s.p95:.1f} ms" if s.p95 is not None else "—")
-    m4.metric("invoke alone (p50)", f"{s.invoke_p50:.1f} ms" if s.invoke_p50 is not None else "—",
-              help="interpreter.invoke() without pre- and post-processing")
-    st.caption(f"Ran on **{pred.device}**" + (" (Edge TPU)" if pred.device != "cpu" else " (CPU, LiteRT)")
-               + (f" — {pred.fallback_reason}" if pred.fallback_reason else ""))
+    _window_metrics(window_cols, s.n, s.p50, s.p95, s.invoke_p50)
+    _ran_on(pred.device, pred.fallback_reason)
     if st.button("Run 20 more times", key=pv.RUNS_WIDGET,
                  help="Repeat the prediction on this photo to get a steadier p50/p95"):
         for _ in range(20):
