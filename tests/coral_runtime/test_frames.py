@@ -66,12 +66,26 @@ def test_consecutive_frames_reuse_one_scaler_per_thread(raccoon_dir):
         F.scale_frame_into(frame, buf, "stretch")
         assert np.abs(buf.astype(np.int16) - A.resize_image(photo, (224, 224))[0]).mean() < 0.8
         assert F.frame_rgb(frame).shape == (480, 640, 3)
-    assert set(F._local.scalers) == {"model", "full"}  # noqa: SLF001 - one context per purpose
+    n = F.SCALER_THREADS  # one context per purpose (and thread count)
+    assert set(F._local.scalers) == {("model", n), ("full", n)}  # noqa: SLF001
     seen: list = []
     t = threading.Thread(target=lambda: (F.frame_rgb(_frame(photos[0])), seen.append(dict(F._local.scalers))))  # noqa: SLF001
     t.start()
     t.join()
-    assert set(seen[0]) == {"full"} and seen[0]["full"] is not F._local.scalers["full"]  # noqa: SLF001
+    assert set(seen[0]) == {("full", n)} and seen[0][("full", n)] is not F._local.scalers[("full", n)]  # noqa: SLF001
+
+
+@pytest.mark.parametrize("mode", A.RESIZE_MODES)
+def test_slice_threads_give_the_same_pixels(raccoon_dir, mode):
+    assert F.SCALER_THREADS >= 1
+    for i, size in ((0, (224, 224)), (1, (320, 320)), (2, (96, 160))):
+        frame = _frame(_photo(raccoon_dir, i, size=(651, 417)))  # odd sizes: uneven slices
+        one, two = np.empty((*size, 3), np.uint8), np.empty((*size, 3), np.uint8)
+        assert F.scale_frame_into(frame, one, mode, threads=1) == F.scale_frame_into(frame, two, mode, threads=2)
+        assert np.array_equal(one, two)
+        assert {("model", 1), ("model", 2)} <= set(F._local.scalers)  # noqa: SLF001 - a context per count
+        assert np.abs(one.astype(np.int16) - A.resize_image(_photo(raccoon_dir, i, size=(651, 417)), size,
+                                                             mode)[0]).mean() < 0.8
 
 
 def test_bad_buffers_and_frames_are_refused(raccoon_dir):
