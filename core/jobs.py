@@ -198,6 +198,12 @@ LOG_CAP = 5000  # lines kept per job (oldest dropped)
 LOG_LINE_MAX = 4000  # characters per line
 MESSAGE_MAX = 8000  # characters of a failure kept in Job.error
 STEP_EVENT_INTERVAL = 2.0  # seconds between stored step-only progress events
+
+# A progress event from the middle of an epoch (what the live view shows while a job runs; the
+# curves and the history use the epoch-level events). Dropped once the job has ended.
+_MID_EPOCH = ("json_extract(data, '$.type') = 'progress' AND json_extract(data, '$.step') IS NOT NULL"
+              " AND (json_extract(data, '$.total_steps') IS NULL"
+              " OR json_extract(data, '$.step') < json_extract(data, '$.total_steps'))")
 ROW_UPDATE_INTERVAL = 0.5  # seconds between job-row updates for step-only progress
 CANCEL_POLL_INTERVAL = 1.0  # seconds between looks at the cancel flag in the database
 HEARTBEAT_INTERVAL = 15.0
@@ -350,6 +356,8 @@ class JobTable:
             conn.execute(f"UPDATE jobs SET {cols} WHERE id=?", (*values.values(), job_id))
             self._insert_event(conn, job_id, {"type": "state", "state": new.value, "from": old.value,
                                               **({"message": fields["message"]} if "message" in fields else {})})
+            if new.finished:  # after the insert: the end event keeps a seq above every one a follower saw
+                conn.execute(f"DELETE FROM job_events WHERE job_id=? AND {_MID_EPOCH}", (job_id,))
         return self.get(job_id)
 
     def update(self, job_id: str, **fields: Any) -> None:
@@ -418,6 +426,16 @@ class JobTable:
             rows = conn.execute("SELECT line FROM job_logs WHERE job_id=? ORDER BY seq DESC LIMIT ?",
                                 (job_id, int(tail))).fetchall()
         return [r[0] for r in reversed(rows)]
+
+    def compact_finished_events(self) -> int:
+        """Drop the mid-epoch progress events of ended jobs (a job does it itself when it ends;
+        this catches databases from before that). Returns how many rows went."""
+        ended = [s.value for s in JobState if s.finished]
+        with self.connect() as conn:
+            cur = conn.execute(
+                f"DELETE FROM job_events WHERE job_id IN (SELECT id FROM jobs WHERE state IN"
+                f" ({','.join('?' * len(ended))})) AND {_MID_EPOCH}", ended)
+            return int(cur.rowcount)
 
     # recovery
     def recover(self) -> list[str]:
@@ -801,6 +819,7 @@ class LocalRunner(TableReads):
             self._started = True
             self._stop.clear()
         self.recover()
+        self.table.compact_finished_events()
         for lane, n in self._workers.items():
             for i in range(n):
                 t = threading.Thread(target=self._worker, args=(self._queues[lane],),

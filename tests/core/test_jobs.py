@@ -157,6 +157,54 @@ def test_keras_style_reporting_keeps_every_epoch_and_thins_batches(store):
     assert t.get(jid).message == "epoch 3 done"
 
 
+def _progress_kinds(events):
+    return ["mid" if "step" in e and e["step"] < e.get("total_steps", 1e9) else "epoch"
+            for e in events if e["type"] == "progress"]
+
+
+@pytest.mark.parametrize("end", [JobState.SUCCEEDED, JobState.CANCELLED, JobState.FAILED, JobState.INTERRUPTED])
+def test_an_ended_job_keeps_its_epoch_events_and_drops_the_mid_epoch_ones(store, end):
+    t = JobTable(store)
+    jid = t.create("x", {}, None, "test")
+    t.transition(jid, JobState.RUNNING)
+    ctx = JobContext(t, jid)
+    for e in (1, 2):
+        for b in (1, 2, 3):  # new epoch -> stored; the rest thinned to one per STEP_EVENT_INTERVAL
+            ctx.progress(epoch=e, total_epochs=3, step=b, total_steps=4, metrics={"batch_loss": 1.0})
+        ctx.progress(epoch=e, total_epochs=3, step=4, total_steps=4, metrics={"loss": 1.0 / e})
+    ctx.progress(epoch=3, total_epochs=3, step=1, total_steps=4, message="epoch 3")  # the run ends mid-epoch
+    other = t.create("x", {}, None, "test")  # a job still running keeps everything
+    t.transition(other, JobState.RUNNING)
+    JobContext(t, other).progress(epoch=1, total_epochs=1, step=1, total_steps=9)
+    before = t.events(jid)
+    assert _progress_kinds(before) == ["mid", "epoch", "mid", "epoch", "mid"]
+    follower_seen = before[-1]["seq"]  # a follower (CLI, page) has read everything so far
+    t.transition(jid, end, message="done")
+    after = t.events(jid)
+    assert _progress_kinds(after) == ["epoch", "epoch"]
+    assert [e["metrics"]["loss"] for e in after if e["type"] == "progress"] == [1.0, 0.5]
+    assert [e["state"] for e in after if e["type"] == "state"] == ["queued", "running", end.value]
+    assert [e["state"] for e in t.events(jid, since=follower_seen)] == [end.value]  # the end is not missed
+    assert t.get(jid).message == "done" and t.get(jid).epoch == 3
+    assert _progress_kinds(t.events(other)) == ["mid"]
+
+
+def test_older_databases_are_compacted_when_the_runner_starts(store):
+    t = JobTable(store)
+    jid = t.create("x", {}, None, "test")
+    t.transition(jid, JobState.RUNNING)
+    t.transition(jid, JobState.SUCCEEDED)
+    t.add_event(jid, {"type": "progress", "epoch": 1, "step": 3, "total_steps": 9})  # as stored before
+    t.add_event(jid, {"type": "progress", "epoch": 1, "metrics": {"loss": 1.0}})
+    assert _progress_kinds(t.events(jid)) == ["mid", "epoch"]
+    r = LocalRunner(store).start()
+    try:
+        assert _progress_kinds(t.events(jid)) == ["epoch"]
+        assert t.compact_finished_events() == 0
+    finally:
+        r.stop(timeout=5)
+
+
 def test_unknown_kind_is_refused_at_submit(runner):
     with pytest.raises(JobError):
         runner.submit("no-such-kind", {})
