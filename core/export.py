@@ -22,7 +22,10 @@ class ExportError(RuntimeError):
     """The model could not be converted to an Edge TPU compatible int8 TFLite model."""
 
 
-def _interpreter(path: str | Path, num_threads: int | None = None):
+def tflite_interpreter(path: str | Path, num_threads: int | None = None, *, default_delegates: bool = False):
+    """A ``tf.lite.Interpreter`` for ``path`` (not allocated), without TF's deprecation warning.
+    Without ``default_delegates`` it runs TFLite's reference builtin kernels (no XNNPACK), as the
+    checks of exported models do."""
     import warnings
 
     import tensorflow as tf
@@ -32,12 +35,13 @@ def _interpreter(path: str | Path, num_threads: int | None = None):
     kwargs: dict[str, Any] = {"model_path": str(path)}
     if num_threads:
         kwargs["num_threads"] = num_threads
-    try:
-        from tensorflow.lite.python.interpreter import OpResolverType
+    if not default_delegates:
+        try:
+            from tensorflow.lite.python.interpreter import OpResolverType
 
-        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    except ImportError:  # pragma: no cover - older TF
-        pass
+            kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        except ImportError:  # pragma: no cover - older TF
+            pass
     return tf.lite.Interpreter(**kwargs)
 
 
@@ -52,7 +56,7 @@ def inspect_tflite(path: str | Path) -> dict[str, Any]:
 
     Each tensor entry has ``constant`` (True when no op produces it and it is not a model input).
     """
-    it = _interpreter(path)
+    it = tflite_interpreter(path)
     tensors = it.get_tensor_details()
     ops = it._get_ops_details()  # noqa: SLF001 - the public API has no op list
     produced = {int(t) for op in ops for t in op["outputs"]}
@@ -151,7 +155,7 @@ def convert_int8(model, representative: np.ndarray | Iterable[np.ndarray], out_p
 def run_tflite(path: str | Path, images: np.ndarray, num_threads: int | None = 2) -> np.ndarray:
     """Run a single-input/single-output .tflite on uint8 images (N, H, W, 3); returns dequantised
     outputs (N, …) as float32."""
-    it = _interpreter(path, num_threads=num_threads)
+    it = tflite_interpreter(path, num_threads=num_threads)
     it.allocate_tensors()
     inp = it.get_input_details()[0]
     out = it.get_output_details()[0]

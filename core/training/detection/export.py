@@ -23,6 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from core.export import tflite_interpreter
 from core.training.detection import encoding
 from core.training.detection.postprocess import PostprocessConfig
 
@@ -113,16 +114,7 @@ def export_int8(model: Any, anchors: np.ndarray, representative: Iterable[np.nda
 
 
 def _interpreter(path: str | Path):
-    import tensorflow as tf
-
-    kw = {}
-    try:
-        from tensorflow.lite.python.interpreter import OpResolverType
-
-        kw["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    except ImportError:  # pragma: no cover - older TF
-        pass
-    it = tf.lite.Interpreter(model_path=str(path), **kw)
+    it = tflite_interpreter(path)
     it.allocate_tensors()
     return it
 
@@ -210,9 +202,7 @@ class Int8Detector:
     """Runs the exported model with ``tf.lite.Interpreter``, reading outputs by signature name."""
 
     def __init__(self, path: str | Path):
-        import tensorflow as tf
-
-        self.interpreter = tf.lite.Interpreter(model_path=str(path))
+        self.interpreter = tflite_interpreter(path, default_delegates=True)
         self.interpreter.allocate_tensors()
         self.runner = self.interpreter.get_signature_runner(SIGNATURE)
         self.input_name = next(iter(self.runner.get_input_details()))

@@ -161,7 +161,7 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
     ctx.progress(fraction=TRAIN[0], epoch=0, total_epochs=epochs, message="Training")
     t_fit = time.time()
     hist = det.train_model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
-                               verbose=0)
+                               shuffle=False, verbose=0)  # tf.data shuffles (make_dataset)
     fit_seconds = time.time() - t_fit
     if best_path.exists():
         det.train_model.load_weights(str(best_path))

@@ -43,16 +43,19 @@ def trained(tmp_path_factory, digits_dir):
     store = Store(tmp_path_factory.mktemp("cls") / "data")
     project = add_digits(store, digits_dir, classes=("0", "1", "2"), per_class=14)
     t0 = time.monotonic()
-    rc, summary, _ = run_cli(["train", "--data-dir", str(store.root), "--project", project.name,
-                              "--epochs", "3", "--image-size", "64", "--alpha", "0.35", "--batch-size", "8",
-                              "--learning-rate", "0.002", "--weights", "none", "--seed", "1", "--no-progress"])
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):  # the progress bar
+        rc, summary, _ = run_cli(["train", "--data-dir", str(store.root), "--project", project.name,
+                                  "--epochs", "3", "--image-size", "64", "--alpha", "0.35", "--batch-size", "8",
+                                  "--learning-rate", "0.002", "--weights", "none", "--seed", "1"])
     seconds = time.monotonic() - t0
     assert rc == 0 and summary["ok"], summary
     table = JobTable(store)
     job = table.get(summary["job_id"])
     folder = artefacts.artefact_path(store.root, job.artefact_id)
     return SimpleNamespace(store=store, project=project, job=job, events=table.events(job.id), folder=folder,
-                           manifest=artefacts.load_manifest(folder), seconds=seconds, summary=summary)
+                           manifest=artefacts.load_manifest(folder), seconds=seconds, summary=summary,
+                           progress_bar=err.getvalue())
 
 
 def test_cli_train_prints_artefact_and_metrics_last(trained):
@@ -69,7 +72,8 @@ def test_job_goes_through_its_states_with_progress(trained):
     assert epochs_done == [1, 2, 3]
     fractions = [e["fraction"] for e in progress if "fraction" in e]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert any("batch" in e.get("message", "") for e in progress)
+    assert "batch" in trained.progress_bar  # per-batch progress reached the live display …
+    assert all("step" not in e or e["step"] >= e["total_steps"] for e in progress)  # … and was not kept
     assert trained.job.artefact_id == trained.manifest["id"]
 
 
