@@ -181,6 +181,30 @@ def _set_one_class(store: Store, project: Project, image_id: str, key: str) -> N
 
 
 # -- shared parts ----------------------------------------------------------------------------
+def _open_linked_image(store: Store, project: Project) -> None:
+    """Open the photo a link named (the Dataset page's "Edit labels", a reload); when the
+    filters would hide it, they are reset first (before they are drawn)."""
+    prefix = ls.pop_pending_image()
+    linked = next((i for i in store.image_ids(project) if i.startswith(prefix)), None) if prefix else None
+    if linked is None:
+        return
+    now = _filter_args(*(ls.value(k, ls.ALL) for k in (ls.FILTER_SPLIT, ls.FILTER_CLASS, ls.FILTER_STATUS)))
+    if linked not in store.image_ids(project, **now):
+        for key in (ls.FILTER_SPLIT, ls.FILTER_CLASS, ls.FILTER_STATUS):
+            ls.set_value(key, ls.ALL)
+    ls.set_current(linked)
+
+
+def _filter_args(split: str, label: str, status: str) -> dict:
+    """Store filter keyword arguments for the three selectors' values."""
+    return {
+        "split": None if split == ls.ALL else split,
+        "label": None if label == ls.ALL else label,
+        "unlabelled": {"Unlabelled": True, "Labelled": False}.get(status),
+        "unreviewed": True if status == "Unreviewed" else None,
+    }
+
+
 def _filters(classes: list[str]) -> dict:
     """Split / class / status selectors; returns Store filter keyword arguments."""
     c1, c2, c3 = st.columns(3)
@@ -191,12 +215,7 @@ def _filters(classes: list[str]) -> dict:
     label = c2.selectbox("Class", [ls.ALL, *classes], key=ls.FILTER_CLASS)
     status = c3.selectbox("Status", ls.STATUSES, key=ls.FILTER_STATUS,
                           help="Unreviewed: photos with model suggestions nobody accepted yet.")
-    return {
-        "split": None if split == ls.ALL else split,
-        "label": None if label == ls.ALL else label,
-        "unlabelled": {"Unlabelled": True, "Labelled": False}.get(status),
-        "unreviewed": True if status == "Unreviewed" else None,
-    }
+    return _filter_args(split, label, status)
 
 
 def _progress(store: Store, project: Project, where) -> None:
@@ -245,6 +264,7 @@ def _visible_ids(store: Store, project: Project, flt: dict) -> list[str]:
 def detection_page(store: Store, project: Project) -> None:
     classes = store.label_map(project).names
     progress_slot = st.empty()
+    _open_linked_image(store, project)
     flt = _filters(classes)
     ids = _visible_ids(store, project, flt)
     if not ids:
@@ -256,10 +276,6 @@ def detection_page(store: Store, project: Project) -> None:
             widgets.page_link(widgets.UPLOAD_PAGE, "Add photos", ":material/upload:")
         return
     cur = ls.current_id()
-    qp_image = ls.pop_pending_image()
-    if qp_image:
-        cur = next((i for i in ids if i.startswith(qp_image)), cur)
-        ls.set_current(cur)
     if cur not in ids:
         cur = ids[0]
         ls.set_current(cur)
@@ -306,6 +322,7 @@ def detection_page(store: Store, project: Project) -> None:
     max_w, max_h = ls.SIZES[ls.value(ls.SIZE_WIDGET)]
     mapping = labeling.DisplayMapping.fit(rec.width, rec.height, max_w, max_h)
     colors = ls.class_colors(classes)
+    ls.fresh_canvas(s)
     shown = s.drawing_for((mapping.canvas_w, mapping.canvas_h))
     drawing = labeling.annotations_to_drawing(shown, mapping, colors=colors, stroke_width=STROKE)
     background = ls.canvas_image(store, rec.id, mapping.canvas_w, mapping.canvas_h)
@@ -426,6 +443,7 @@ def _box_list(store: Store, project: Project, s: ls.Sync, classes: list[str],
 def classification_page(store: Store, project: Project) -> None:
     classes = store.label_map(project).names
     progress_slot = st.empty()
+    _open_linked_image(store, project)
     flt = _filters(classes)
     total = store.count_images(project, **flt)
     left, right = st.columns([3, 2], vertical_alignment="bottom")
@@ -490,7 +508,7 @@ def classification_page(store: Store, project: Project) -> None:
 # -- the page ------------------------------------------------------------------------------
 def main() -> None:
     store = state.get_store()
-    qp_project = ls.read_query_once()
+    qp_project = ls.read_query()
     if qp_project and (state.current_project() is None or state.current_project().name != qp_project):
         try:
             store.get_project(qp_project)

@@ -91,7 +91,7 @@ EPOCH: StateKey[int] = StateKey(P + "epoch", lambda: 0)
 CONFLICT: StateKey[Conflict | None] = StateKey(P + "conflict", lambda: None)
 NOTICES: StateKey[list[tuple[str, str]]] = StateKey(P + "notices", list)
 GRID_SELECTED: StateKey[set[str]] = StateKey(P + "grid_selected", set)
-QUERY_READ: StateKey[bool] = StateKey(P + "query_read", lambda: False)
+LAST_QUERY: StateKey[tuple[str | None, str | None] | None] = StateKey(P + "last_query", lambda: None)
 PENDING_IMAGE: StateKey[str | None] = StateKey(P + "pending_image", lambda: None)
 LAST_FILTERS: StateKey[tuple | None] = StateKey(P + "last_filters", lambda: None)
 
@@ -146,6 +146,14 @@ def saved(annotations: list[Annotation], revision: int, *, redraw: bool = False)
     if redraw:
         s.bump()
     CONFLICT.set(None)
+
+
+def fresh_canvas(s: Sync) -> None:
+    """Before the canvas is drawn: when it mounts afresh — its widget state is gone, as after a
+    visit to another page — it must show what is saved, not what this epoch's canvas started
+    from (it reports its drawing back at once, and that would be taken for an edit)."""
+    if canvas_key(s) not in st.session_state and not labeling.same_annotations(s.shown, s.baseline):
+        s.bump()
 
 
 def redraw() -> None:
@@ -238,15 +246,23 @@ def clear_picks() -> None:
 
 
 # -- the URL (reload keeps the project and image) -------------------------------------------
-def read_query_once() -> str | None:
-    """The project named in the URL, only on a session's first run (a reload).
+def _query() -> tuple[str | None, str | None]:
+    image = st.query_params.get("image")
+    return st.query_params.get("project"), image[:12] if image else None
+
+
+def read_query() -> str | None:
+    """The project named in the URL when the URL is new to this page: a reload, a bookmark, or a
+    link from another page ("Edit labels" on the Dataset page) — not the URL this page wrote
+    itself, nor one already followed (the project picker may have moved on since).
 
     The image named there is kept for :func:`pop_pending_image`."""
-    if QUERY_READ.get():
+    q = _query()
+    if q == LAST_QUERY.get() or q == (None, None):
         return None
-    QUERY_READ.set(True)
+    LAST_QUERY.set(q)
     PENDING_IMAGE.set(st.query_params.get("image"))
-    return st.query_params.get("project")
+    return q[0]
 
 
 def pop_pending_image() -> str | None:
@@ -264,6 +280,7 @@ def write_query(project: Project, image_id: str | None) -> None:
             not image_id and "image" in st.query_params):
         st.query_params.clear()
         st.query_params.update(want)
+    LAST_QUERY.set(_query())
 
 
 # -- cached display images ------------------------------------------------------------------

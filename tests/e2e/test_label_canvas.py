@@ -229,3 +229,61 @@ def test_two_sessions_do_not_overwrite_each_other(browser, studio, raccoon_proje
     finally:
         for pg in pages:
             pg.context.close()
+
+
+def _nav(page, title: str) -> None:
+    """Another page from the sidebar (same browser session: the session state is kept)."""
+    wait_idle(page)
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title, exact=True).click()
+    page.locator("h1").filter(has_text=title).first.wait_for()
+    wait_idle(page)
+
+
+def test_a_drawn_box_survives_leaving_the_page_and_edit_links_open_their_photo(page, studio, raccoon_project,
+                                                                              screenshot):
+    """Leaving the Label page unmounts the canvas; coming back must show (and keep) what was saved,
+    not the drawing the canvas was first built from. And each "Edit labels" link on the Dataset page
+    opens its own photo, also after the Label page has had another photo open."""
+    store, project, ids = raccoon_project
+    page.goto(studio.page_url("label"))
+    bb = open_image(page, ids[0])
+
+    def boxes(i=0):
+        return [a.box for a in store.get_image(project, ids[i]).boxes]
+
+    x0, y0 = math.ceil(bb["x"]) + 100, math.ceil(bb["y"]) + 80
+    drag(page, x0, y0, x0 + 150, y0 + 120)
+    drawn = wait_for(lambda: boxes(), what="the drawn box in the store")
+    wait_listed(page, drawn[0])
+    revision = store.get_image(project, ids[0]).revision
+
+    for away in ("Dataset", "Train"):
+        _nav(page, away)
+        _nav(page, "Label")
+        open_image(page, ids[0])
+        page.get_by_text("1 box", exact=True).wait_for()
+        wait_idle(page, quiet=1.5)  # the remounted canvas has reported its content
+        assert boxes() == drawn, f"back from {away}: {boxes()}"
+        assert store.get_image(project, ids[0]).revision == revision  # nothing was saved on return
+
+    # a second box drawn after the return is added to the first, not swapped for it
+    drag(page, x0 + 200, y0 + 40, x0 + 280, y0 + 100)
+    wait_for(lambda: len(boxes()) == 2, what="the second box")
+    assert boxes()[0] == drawn[0]
+    screenshot(page, "label_back_from_another_page")
+
+    def edit_labels(target: str) -> None:
+        _nav(page, "Dataset")
+        page.locator('[data-testid="stMain"]').get_by_role("link", name="Edit labels").nth(ids.index(target)).click()
+        open_image(page, target)
+        page.get_by_text(store.get_image(project, target).filename).first.wait_for()
+
+    for target in (ids[2], ids[1]):
+        edit_labels(target)
+    # a photo the Label page's filters hide (only unlabelled photos shown; ids[0] has boxes)
+    page.get_by_label("Status", exact=True).click()
+    page.get_by_role("option", name="Unlabelled", exact=True).click()
+    wait_idle(page)
+    edit_labels(ids[0])
+    page.get_by_text("2 boxes", exact=True).wait_for()
+    assert len(boxes()) == 2 and "Traceback" not in studio.log()
