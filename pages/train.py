@@ -6,13 +6,20 @@ import pandas as pd
 import streamlit as st
 
 from core.jobs import Job, JobError, JobState
+from core.training import weights as pretrained
 from core.training.hparams import ClassificationHParams, DetectionHParams, hparams_for
 from pages._shared import jobs as sj
 from pages._shared import selection, state, widgets
+from pages._shared.state import StateKey
 
 MODELS_PAGE = "pages/models.py"
 REFRESH_SECONDS = 2.0
 KEY = "studio.train."
+# the settings of the last run started, per (task, preset): the form shows them again after a visit
+# to another page (Streamlit forgets the values of widgets that were not on the page)
+LAST_SETTINGS: StateKey[dict] = StateKey(KEY + "last_settings", dict)
+# a download of the ImageNet weights failed in this session: "From scratch" is proposed first
+WEIGHTS_OFFLINE: StateKey[bool] = StateKey(KEY + "weights_offline", lambda: False)
 
 project = widgets.require_project()
 store = state.get_store()
@@ -73,7 +80,7 @@ def render_job(job: Job) -> None:
     c1.metric("Epoch", f"{job.epoch or 0} / {job.total_epochs}" if job.total_epochs else "–")
     c2.metric("Running for" if job.active else "Ran for", sj.format_seconds(job.duration))
     c3.metric("Time left", sj.format_seconds(job.eta) if job.active else "–")
-    if job.message:
+    if job.message and job.state is not JobState.FAILED:  # a failure is shown above, in full
         st.caption(job.message)
 
     curves = sj.epoch_curves(runner.events(job.id))
@@ -101,7 +108,8 @@ def render_job(job: Job) -> None:
         if st.button("Cancel training", key=f"{KEY}cancel.{job.id}", icon=":material/stop_circle:"):
             runner.cancel(job.id)
             st.toast("Cancelling… the job stops after the current batch.")
-    with st.expander("Log", expanded=job.state is JobState.FAILED):
+    known = pretrained.is_download_failure(job.error)  # explained above: the log is for the curious
+    with st.expander("Log", expanded=job.state is JobState.FAILED and not known):
         lines = runner.logs(job.id, tail=60)
         st.code("\n".join(lines) if lines else "(nothing logged yet)", language=None)
 
@@ -124,6 +132,8 @@ def finished_job(job: Job) -> None:
         selection.set_current_model(job.artefact_id)
         widgets.page_link(MODELS_PAGE, "See its metrics and Edge TPU check on the Models page",
                           ":material/inventory_2:")
+    elif job.state is JobState.FAILED and pretrained.is_download_failure(job.error):
+        weights_failed(job)
     elif job.state is JobState.FAILED:
         st.error(job.message or "Training failed.", icon=":material/error:")
     elif job.state is JobState.CANCELLED:
@@ -135,6 +145,31 @@ def finished_job(job: Job) -> None:
     if st.button("Dismiss", key=f"{KEY}dismiss.{job.id}"):
         sj.set_current_job(project.name, None)
         st.rerun()
+
+
+def weights_failed(job: Job) -> None:
+    """The pretrained weights could not be downloaded: say it plainly, offer the way on."""
+    if not WEIGHTS_OFFLINE.get():  # first seen: the form proposes "From scratch" from now on
+        WEIGHTS_OFFLINE.set(True)
+        for preset in PRESETS:
+            st.session_state.pop(f"{KEY}{task}.{preset}.weights", None)
+    st.error("**Training did not start: the pretrained ImageNet weights could not be downloaded.** "
+             "This computer seems to have no internet access. Train from scratch instead (it needs more "
+             "photos and epochs to do as well), or copy the weights file onto this computer.",
+             icon=":material/cloud_off:")
+    if st.button("Train from scratch instead", key=f"{KEY}scratch.{job.id}", type="primary",
+                 icon=":material/play_arrow:"):
+        params = {**job.params, "hparams": {**job.params.get("hparams", {}), "weights": "none"}}
+        try:
+            job_id = runner.submit(job.kind, params, project=project.name)
+        except JobError as exc:
+            st.error(str(exc))
+        else:
+            sj.set_current_job(project.name, job_id)
+            state.flash("Training started, from scratch.", "success")
+            st.rerun()
+    with st.expander("Use the pretrained weights without internet"):
+        st.markdown(job.error or "")
 
 
 current = sj.current_job(runner, project.name)
@@ -164,8 +199,11 @@ if not errors:
                 f"(train {stats['per_split'].get('train', 0)}, val {stats['per_split'].get('val', 0)}, "
                 f"test {stats['per_split'].get('test', 0)}).")
     preset = st.radio("Preset", list(PRESETS), format_func=PRESETS.get, horizontal=True, key=f"{KEY}preset")
-    v = preset_values(preset)
+    v = {**preset_values(preset), **LAST_SETTINGS.get().get(f"{task}.{preset}", {})}
     k = f"{KEY}{task}.{preset}."  # each preset/task keeps its own widget values
+    weights_default = v.get("weights_choice") or ("imagenet" if v["weights"] == "imagenet" else "none")
+    if WEIGHTS_OFFLINE.get() and weights_default == "imagenet":
+        weights_default = "none"
     with st.form(f"{KEY}form", border=True):
         st.markdown("**Settings**")
         a, b, c = st.columns(3)
@@ -192,9 +230,12 @@ if not errors:
                                 help="Uses every labelled photo for training. The reported accuracy is then "
                                      "measured on photos the model has seen, so it looks better than it is.")
         weights_choice = st.radio("Starting weights", list(WEIGHTS), format_func=WEIGHTS.get,
-                                  index=0 if v["weights"] == "imagenet" else 1, key=k + "weights")
-        weights_file = st.text_input("Weights file path (for 'A Keras weights file')", key=k + "weights_file",
-                                     placeholder="/data/weights/mobilenet_v2_….h5")
+                                  index=list(WEIGHTS).index(weights_default), key=k + "weights")
+        if WEIGHTS_OFFLINE.get():
+            st.caption(":material/cloud_off: The ImageNet weights could not be downloaded earlier (no internet?): "
+                       "*From scratch* is proposed.")
+        weights_file = st.text_input("Weights file path (for 'A Keras weights file')", v.get("weights_file", ""),
+                                     key=k + "weights_file", placeholder="/data/weights/mobilenet_v2_….h5")
         extras: dict = {}
         if task == "detection":
             st.markdown("**Detection output**")
@@ -241,6 +282,8 @@ if not errors:
             except JobError as exc:
                 st.error(str(exc))
             else:
+                LAST_SETTINGS.get()[f"{task}.{preset}"] = {**hp, "weights_choice": weights_choice,
+                                                           "weights_file": weights_file}
                 sj.set_current_job(project.name, job_id)
                 queued_behind = bool(busy)
                 state.flash("Training queued: it starts when the running job has finished." if queued_behind

@@ -53,3 +53,19 @@ def digits_dir() -> Path:
 def output_dir() -> Path:
     OUTPUT.mkdir(exist_ok=True)
     return OUTPUT
+
+
+@pytest.fixture
+def weights_offline(tmp_path, monkeypatch):
+    """No cached ImageNet weights, and their download address a loopback port nobody listens on:
+    the offline path of ``core.training.weights`` without any traffic leaving 127.0.0.1."""
+    import socket
+
+    import core.training.weights as weights
+
+    with socket.socket() as s:  # a free port, closed again: connections to it are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(weights, "BASE_URL", f"http://127.0.0.1:{port}/keras-applications/mobilenet_v2/")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    return weights

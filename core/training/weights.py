@@ -40,10 +40,18 @@ def keras_models_dir() -> Path:
     return Path(home) / "models"
 
 
+DOWNLOAD_FAILED = "The pretrained ImageNet weights could not be downloaded"
+
+
+def is_download_failure(message: str | None) -> bool:
+    """True when a job's error is :func:`resolve_weights` failing to download the weights."""
+    return bool(message) and DOWNLOAD_FAILED in str(message)
+
+
 def _offline_message(alpha: float, image_size: int, reason: str) -> str:
     name = weights_filename(alpha, image_size)
     return (
-        "The pretrained ImageNet weights could not be downloaded "
+        f"{DOWNLOAD_FAILED} "
         f"({reason}). Without internet access you can either put the Keras weights file "
         f"'{name}' (from {BASE_URL}{name}) into {keras_models_dir()} and start training again, "
         "give the path of a local weights file instead of 'imagenet', "

@@ -278,3 +278,59 @@ def test_train_page_inside_the_studio_navigation(ready, make_app):
     at.switch_page("pages/train.py").run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Train" and start_button(at)
+
+
+def test_the_last_settings_come_back_after_a_visit_to_another_page(ready, store, make_app, fake_kind, cleanup):
+    at = make_app()
+    at.run()
+    at.switch_page("pages/train.py").run()
+    next(n for n in at.number_input if n.label == "Epochs").set_value(2)
+    next(r for r in at.radio if r.label == "Starting weights").set_value("none")
+    next(s for s in at.selectbox if s.label == "Image size (pixels)").set_value(128)
+    start_button(at).click().run()
+    assert not at.exception, at.exception
+    [job] = JobTable(store).list(project="shapes")
+    assert job.params["hparams"]["epochs"] == 2 and job.params["hparams"]["weights"] == "none"
+    assert wait_for(lambda: JobTable(store).get(job.id).state.finished)
+    at.switch_page("pages/models.py").run()  # the Train page's widgets are forgotten here
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, at.exception
+    assert next(n for n in at.number_input if n.label == "Epochs").value == 2
+    assert next(r for r in at.radio if r.label == "Starting weights").value == "none"
+    assert next(s for s in at.selectbox if s.label == "Image size (pixels)").value == 128
+    at.radio(key="studio.train.preset").set_value("full").run()  # the other preset keeps its own
+    assert next(n for n in at.number_input if n.label == "Epochs").value == 30
+
+
+def weights_then_train(ctx: JobContext, params: dict) -> str:
+    """The trainer's first step (resolving the starting weights, here without internet), then done."""
+    from core.training.weights import resolve_weights
+
+    hp = params["hparams"]
+    resolve_weights(hp["weights"], hp["alpha"], hp["image_size"], timeout=3)
+    return "scratch-model"
+
+
+def test_no_internet_for_the_pretrained_weights_offers_training_from_scratch(ready, store, monkeypatch,
+                                                                            weights_offline, cleanup):
+    monkeypatch.setattr(jobs, "_KINDS", dict(jobs._KINDS))
+    jobs.register_job_kind("train", weights_then_train)
+    at = page("shapes")
+    assert next(r for r in at.radio if r.label == "Starting weights").value == "imagenet"  # the default
+    start_button(at).click().run()
+    [job] = JobTable(store).list(project="shapes")
+    assert wait_for(lambda: JobTable(store).get(job.id).state.finished)
+    at.run()
+    assert not at.exception, at.exception
+    shown = [e.value for e in at.error]
+    assert len(shown) == 1 and "pretrained ImageNet weights could not be downloaded" in shown[0]
+    assert "no internet access" in shown[0] and "Traceback" not in texts(at)
+    assert JobTable(store).get(job.id).message not in [c.value for c in at.caption]  # said once
+    assert next(r for r in at.radio if r.label == "Starting weights").value == "none"  # proposed now
+    next(b for b in at.button if b.label == "Train from scratch instead").click().run()
+    assert not at.exception, at.exception
+    newest = JobTable(store).list(project="shapes")[0]
+    assert newest.id != job.id and newest.params["hparams"]["weights"] == "none"
+    assert {k: v for k, v in newest.params["hparams"].items() if k != "weights"} == \
+        {k: v for k, v in job.params["hparams"].items() if k != "weights"}
+    assert wait_for(lambda: JobTable(store).get(newest.id).state is JobState.SUCCEEDED)

@@ -161,10 +161,8 @@ def test_corrupt_image_fails_the_job_naming_the_image(tmp_path, digits_dir):
     assert not list(artefacts.models_dir(store.root).glob(".partial-*"))
 
 
-def test_imagenet_weights_offline_fail_with_advice(tmp_path, digits_dir, monkeypatch):
-    import core.training.weights as weights
-
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+def test_imagenet_weights_offline_fail_with_advice(tmp_path, digits_dir, monkeypatch, weights_offline):
+    weights = weights_offline
     monkeypatch.setattr(weights, "DOWNLOAD_TIMEOUT_S", 3.0)
     store = Store(tmp_path / "data")
     project = add_digits(store, digits_dir, classes=("0", "1"), per_class=3)

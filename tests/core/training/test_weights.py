@@ -27,8 +27,7 @@ def test_none_and_local_files(tmp_path):
         resolve_weights("imagenet", 0.6, 96)
 
 
-def test_imagenet_offline_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))  # no cached weights file
+def test_imagenet_offline_says_what_to_do(tmp_path, weights_offline):
     t0 = time.monotonic()
     with pytest.raises(WeightsUnavailableError) as err:
         resolve_weights("imagenet", 0.35, 96, timeout=3)
@@ -38,6 +37,7 @@ def test_imagenet_offline_says_what_to_do(tmp_path, monkeypatch):
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5" in msg
     assert str(tmp_path / "keras-home" / "models") in msg
     assert "from scratch" in msg
+    assert weights_offline.is_download_failure(msg) and not weights_offline.is_download_failure("Cancelled")
 
 
 def test_cached_weights_file_is_used_without_download(tmp_path, monkeypatch):
