@@ -209,6 +209,11 @@ class Store:
             raise StoreError("A project needs a name.")
         task = Task(task)
         with self.connect() as conn:
+            # names that differ only in case would look like one project in the pickers
+            clash = next((r[0] for r in conn.execute("SELECT name FROM projects")
+                          if r[0].casefold() == name.casefold() and r[0] != name), None)
+            if clash is not None:
+                raise StoreError(f"A project named {clash!r} already exists (names ignore upper/lower case).")
             try:
                 cur = conn.execute(
                     "INSERT INTO projects(name, task, created) VALUES (?,?,?)",

@@ -517,8 +517,8 @@ def main() -> None:
         else:
             state.set_current_project(qp_project)
             st.rerun()
-    project = widgets.require_project()
     st.title("Label")
+    project = widgets.require_project()
     widgets.show_flashes()
     for kind, msg in ls.pop_notices():
         getattr(st, kind)(msg)

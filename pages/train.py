@@ -21,13 +21,13 @@ LAST_SETTINGS: StateKey[dict] = StateKey(KEY + "last_settings", dict)
 # a download of the ImageNet weights failed in this session: "From scratch" is proposed first
 WEIGHTS_OFFLINE: StateKey[bool] = StateKey(KEY + "weights_offline", lambda: False)
 
+st.title("Train")
 project = widgets.require_project()
 store = state.get_store()
 runner = sj.get_runner()
 task = project.task.value
 DEFAULTS = DetectionHParams() if task == "detection" else ClassificationHParams()
 
-st.title("Train")
 st.caption(f"Train a {task} model for **{project.name}** that runs on the Coral Edge TPU. Training runs "
            "in the background: you can leave this page and come back.")
 widgets.show_flashes()

@@ -18,6 +18,9 @@ def test_projects_unique_names_and_tasks(store):
         store.create_project("Robots", "classification")
     with pytest.raises(StoreError):
         store.get_or_create_project("Robots", "classification")
+    for look_alike in ("robots", " ROBOTS ", "roBots"):  # would read as the same project in a picker
+        with pytest.raises(StoreError, match="'Robots' already exists"):
+            store.create_project(look_alike, "detection")
     assert [x.name for x in store.list_projects()] == ["Robots"]
 
 
