@@ -120,6 +120,20 @@ def list_artefacts(data_root: Path, project: str | None = None) -> list[dict[str
     return out
 
 
+def delete_artefacts(data_root: Path, project: str) -> list[str]:
+    """Remove every published model of ``project`` (when the project itself is deleted: no page
+    could reach them any more, and a new project of the same name would inherit them).
+    Returns the ids removed."""
+    removed = []
+    for m in list_artefacts(data_root, project):
+        folder = Path(m["path"])
+        trash = folder.with_name(f".deleting-{folder.name}")
+        folder.rename(trash)  # atomic: a model is listed whole or not at all
+        shutil.rmtree(trash, ignore_errors=True)
+        removed.append(str(m.get("id") or folder.name))
+    return removed
+
+
 def artefact_path(data_root: Path, artefact_id: str) -> Path:
     p = models_dir(data_root) / artefact_id
     if not (p / MANIFEST).exists():

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core import artefacts
 from core.annotations import Task
 from core.demo import create_demo_project
 from core.store import StoreError
@@ -95,12 +96,16 @@ for project in projects:
         elif stats["classes"]:
             st.caption("Classes: " + ", ".join(stats["per_class"]))
         with st.expander("Delete this project"):
-            st.write(f"This removes **{project.name}**, its {stats['images']:,} images and all their labels "
-                     "from the studio. Models already trained are kept. This cannot be undone.")
+            n_models = len(artefacts.list_artefacts(store.root, project.name))
+            models = (f" and its {n_models} trained model{'s' if n_models != 1 else ''} (download or ship "
+                      "what a robot still needs first)") if n_models else ""
+            st.write(f"This removes **{project.name}**, its {stats['images']:,} images, all their labels"
+                     f"{models} from the studio. This cannot be undone.")
             sure = st.checkbox("Yes, delete it", key=f"studio.projects.confirm.{project.id}")
             if st.button("Delete project", key=f"studio.projects.delete.{project.id}", disabled=not sure,
                          icon=":material/delete:"):
                 store.delete_project(project)
+                artefacts.delete_artefacts(store.root, project.name)
                 if is_current:
                     state.set_current_project(None)
                 state.flash(f"Deleted **{project.name}**.", "info")

@@ -54,10 +54,25 @@ def test_demo_project_summary_and_picker(app):
     assert app.sidebar.selectbox[0].value == "Demo shapes (detection)"
 
 
+def _model(store, project: str, artefact_id: str) -> None:
+    from core import artefacts
+
+    folder = artefacts.models_dir(store.root) / artefact_id
+    folder.mkdir(parents=True)
+    artefacts.write_json_atomic(folder / artefacts.MANIFEST, {"id": artefact_id, "project": project,
+                                                              "task": "detection", "created": 1.0})
+
+
 def test_delete_needs_confirmation(app, store):
+    from core import artefacts
+
     store.create_project("Keep", "detection")
     doomed = store.create_project("Doomed", "detection")
+    _model(store, "Doomed", "m-doomed-1")
+    _model(store, "Doomed", "m-doomed-2")
+    _model(store, "Keep", "m-keep")
     app.run()
+    assert any("and its 2 trained models" in m.value for m in app.markdown)
     delete = app.button(key=f"studio.projects.delete.{doomed.id}")
     assert delete.disabled
     app.checkbox(key=f"studio.projects.confirm.{doomed.id}").check().run()
@@ -65,6 +80,9 @@ def test_delete_needs_confirmation(app, store):
     assert not app.exception
     assert [p.name for p in store.list_projects()] == ["Keep"]
     assert any("Deleted **Doomed**" in i.value for i in app.info)
+    # its models went with it (no page could reach them; a new "Doomed" would have inherited them)
+    assert [m["id"] for m in artefacts.list_artefacts(store.root)] == ["m-keep"]
+    assert sorted(p.name for p in artefacts.models_dir(store.root).iterdir()) == ["m-keep"]
 
 
 def test_open_goes_to_the_dataset_page(app, store):
