@@ -92,15 +92,15 @@ def render_job(job: Job) -> None:
         if len(df) < 2:  # one point makes no line: show the numbers
             last = df.iloc[-1]
             st.caption(f"After epoch {int(df.index[-1])}: "
-                       + ", ".join(f"{c} {last[c]:.4f}" for c in [*losses, *others]))
+                       + ", ".join(f"{sj.metric_name(c)} {last[c]:.4f}" for c in [*losses, *others]))
             losses, others = [], []
-        left, right = st.columns(2)
+        left, right = st.columns(2) if len(losses) <= 2 else (st.container(), st.container())
         if losses:
             left.markdown("**Loss** (lower is better)")
-            left.line_chart(df[losses], x_label="epoch")
+            left.line_chart(df[losses].rename(columns=sj.metric_name), x_label="epoch")
         if others:
             right.markdown("**Metrics**")
-            right.line_chart(df[others], x_label="epoch")
+            right.line_chart(df[others].rename(columns=sj.metric_name), x_label="epoch")
     elif job.active:
         st.caption("Curves appear after the first epoch.")
 
@@ -129,6 +129,9 @@ def finished_job(job: Job) -> None:
         res = sj.result_metric(job, store)
         shown = f" — {res[0]} {res[1]:.3f}" if res else ""
         st.success(f"Training finished{shown}. The model is **{job.artefact_id}**.", icon=":material/check:")
+        hint = sj.weak_result_hint(res[0], res[1], len(store.label_map(project).names)) if res else None
+        if hint:
+            st.warning(hint, icon=":material/trending_flat:")
         selection.set_current_model(job.artefact_id)
         widgets.page_link(MODELS_PAGE, "See its metrics and Edge TPU check on the Models page",
                           ":material/inventory_2:")

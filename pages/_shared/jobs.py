@@ -173,6 +173,36 @@ def result_metric(job: Job, store: Store | None = None) -> tuple[str, float] | N
     return None
 
 
+def weak_result_hint(metric: str, value: float, n_classes: int) -> str | None:
+    """Plain advice when a finished model has learned (almost) nothing: accuracy near chance, or
+    a detector that finds (almost) none of the boxes. None for a result worth trying."""
+    if metric.startswith("accuracy") or metric.startswith("val_accuracy"):
+        chance = 1.0 / max(n_classes, 1)
+        if value > chance + 0.1 * (1.0 - chance):
+            return None
+        what = f"{value:.0%} is about what guessing gives with {n_classes} classes"
+    elif metric.startswith("mAP"):
+        if value >= 0.1:
+            return None
+        what = f"it finds almost none of the labelled objects (mAP {value:.2f})"
+    else:
+        return None
+    return (f"This model has not learned much yet: {what}. Train longer (more epochs), label more "
+            "photos, or start from the pretrained ImageNet weights when this computer has internet.")
+
+
+# Display names of the training curves' series (Keras' names, the detector's output heads)
+METRIC_NAMES = {"loss": "training loss", "val_loss": "validation loss",
+                "boxes_loss": "box position loss (training)", "val_boxes_loss": "box position loss (validation)",
+                "class_logits_loss": "class loss (training)", "val_class_logits_loss": "class loss (validation)",
+                "accuracy": "training accuracy", "val_accuracy": "validation accuracy"}
+
+
+def metric_name(key: str) -> str:
+    """What a curve is called on the pages (its own name when there is no better one)."""
+    return METRIC_NAMES.get(key, key.replace("_", " "))
+
+
 MIN_IMAGES_PER_CLASS = 2  # below this a class cannot be in both the train and validation split
 GOOD_IMAGES_PER_CLASS = 10
 

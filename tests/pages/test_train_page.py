@@ -209,6 +209,7 @@ def test_finished_job_shows_result_and_history(ready, store, fake_kind):
     at.run()
     assert not at.exception, at.exception
     assert "Training finished" in texts(at) and "fake-model" in texts(at)
+    assert not at.warning  # accuracy 0.7 with 2 classes: worth trying, no "has not learned" advice
     hist = at.dataframe[0].value
     assert list(hist["model"]) == ["fake-model"] and "accuracy 0.700" in list(hist["result"])[0]
     next(b for b in at.button if b.label == "Dismiss").click().run()
@@ -233,6 +234,34 @@ def test_real_train_kind_is_submitted_and_cancelled(ready, store, cleanup):
 
 
 # -- display helpers of pages/_shared/jobs.py -------------------------------------------------------
+@pytest.mark.parametrize("metric,value,classes,weak", [
+    ("accuracy (int8)", 0.333, 3, True),     # chance with 3 classes
+    ("accuracy (int8)", 0.36, 3, True),      # within a tenth of the way from chance to perfect
+    ("accuracy (int8)", 0.45, 3, False),
+    ("accuracy (float)", 0.55, 2, True),
+    ("accuracy (float)", 0.9, 2, False),
+    ("mAP50 (int8)", 0.0, 1, True),
+    ("mAP50 (int8)", 0.05, 1, True),
+    ("mAP50 (int8)", 0.4, 1, False),
+    ("loss", 0.1, 2, False),                 # not a score to judge
+])
+def test_weak_result_hint(metric, value, classes, weak):
+    from pages._shared.jobs import weak_result_hint
+
+    hint = weak_result_hint(metric, value, classes)
+    assert (hint is not None) == weak
+    if weak:
+        assert "has not learned much yet" in hint and "more epochs" in hint
+
+
+def test_curve_names_are_words():
+    from pages._shared.jobs import metric_name
+
+    assert metric_name("val_class_logits_loss") == "class loss (validation)"
+    assert metric_name("val_loss") == "validation loss" and metric_name("mAP50") == "mAP50"
+    assert metric_name("some_new_metric") == "some new metric"
+
+
 def test_epoch_curves_keep_epoch_ends_only():
     from pages._shared.jobs import epoch_curves
 
