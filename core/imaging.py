@@ -48,14 +48,22 @@ def probe_image(data: bytes, limits: Limits | None = None) -> ImageInfo:
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(f"image too large (decompression bomb guard): {exc}") from None
+        raise ImageDecodeError(f"image too large: it has more pixels than the studio accepts "
+                               f"(details: {_detail(exc)})") from None
     except Image.UnidentifiedImageError:
-        raise ImageDecodeError("not an image file (unrecognised format)") from None
+        raise ImageDecodeError("not an image: the file's contents are not JPEG, PNG or another "
+                               "photo format the studio reads") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageDecodeError(f"corrupt or truncated image: {exc}") from None
+        raise ImageDecodeError(f"the file is damaged or incomplete: it could not be decoded as an image "
+                               f"(details: {_detail(exc)})") from None
     if orientation in (5, 6, 7, 8):
         w, h = h, w
     return ImageInfo(width=w, height=h, format=fmt, orientation=orientation)
+
+
+def _detail(exc: BaseException) -> str:
+    """The library's own words about an error, for the details in parentheses."""
+    return str(exc).strip().rstrip(".") or type(exc).__name__
 
 
 def open_upright(data: bytes | str, max_pixels: int | None = None) -> Image.Image:

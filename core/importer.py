@@ -3,7 +3,8 @@
 Two phases keep the store consistent and responsive:
 1. validate (no store lock held): parse the annotations, resolve and decode every
    image (bombs, truncation, non-images are skipped with a reason), convert raw boxes
-   to upright pixel Boxes (clip or skip with a reason);
+   to upright pixel Boxes (clip or skip with a reason); every other file of the source
+   that no format took as its own is reported as ignored (grouped when there are many);
 2. write: one transaction adds the images and their annotations; image files are
    content-addressed, so re-importing the same bytes is a no-op.
 Hostile input (zip-slip, zip bombs, XML entity attacks) refuses the whole import
@@ -13,10 +14,11 @@ before anything is written.
 from __future__ import annotations
 
 import math
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Iterator, Sequence
 
 from core.annotations import SPLITS, Annotation, Project, Task
 from core.boxes import Box
@@ -24,16 +26,25 @@ from core.config import Limits
 from core.formats.base import FormatError, Issue, ParsedImage, ParseResult, RawBox, UnsafeInputError
 from core.formats.registry import FORMATS
 from core.imaging import ImageDecodeError, ImageInfo, probe_image
-from core.sources import DirSource, MemorySource, UnsafeArchiveError, ZipSource, is_image_path
+from core.sources import DirSource, MemorySource, UnsafeArchiveError, ZipSource, is_image_path, system_kind
 from core.store import NewImage, Store, sha256_bytes
 
 Progress = Callable[[float, str], None]
 IMAGES_ONLY = "images"  # pseudo-format: a folder/zip of images without annotations
+MAX_IGNORED_ROWS = 10  # more ignored files than this are reported in groups (one row per reason)
+IGNORED_EXAMPLES = 3  # file names shown in a group's row
+LABEL_LIKE = (".xml", ".json", ".csv", ".tsv", ".yaml", ".yml", ".names")
+SYSTEM_REASON = "hidden files that macOS or Windows add to folders and zips: not part of the dataset"
 
 
 @dataclass
 class ImportReport:
-    """What an import did: counts, classes, and every skipped/repaired item with its reason."""
+    """What an import did: counts, classes, and every skipped/repaired/ignored item with its reason.
+
+    Files that are neither photos nor label files are ``issues`` with action ``"ignored"``
+    (one row per file, or per reason with a count and examples when there are many);
+    ``files_ignored`` counts them file by file.
+    """
 
     format: str = ""
     images_added: int = 0
@@ -41,6 +52,7 @@ class ImportReport:
     images_unlabelled: int = 0
     boxes_added: int = 0
     labels_added: int = 0
+    files_ignored: int = 0
     classes: list[str] = field(default_factory=list)
     classes_added: list[str] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
@@ -69,7 +81,8 @@ class ImportReport:
         """Combine the report of another source into this one."""
         if other.format and other.format not in self.format.split("+"):
             self.format = other.format if not self.format else f"{self.format}+{other.format}"
-        for name in ("images_added", "images_existing", "images_unlabelled", "boxes_added", "labels_added"):
+        for name in ("images_added", "images_existing", "images_unlabelled", "boxes_added", "labels_added",
+                     "files_ignored"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.classes += [c for c in other.classes if c not in self.classes]
         self.classes_added += [c for c in other.classes_added if c not in self.classes_added]
@@ -98,6 +111,63 @@ def detect_format(source, task: Task | str | None = None) -> str:
     if any(is_image_path(f) for f in source.files()):
         return IMAGES_ONLY
     raise FormatError(f"{source.name}: no images or known annotation files found")
+
+
+# -- files nobody used -----------------------------------------------------------
+def ignored_reason(path: str, fmt: str) -> str:
+    """Why the import left ``path`` out, in plain words (``fmt``: the format that was read)."""
+    ext = PurePosixPath(path).suffix.lower()
+    if ext in LABEL_LIKE:
+        mod = FORMATS.get(fmt)
+        how = f"the labels were read as {mod.TITLE}" if mod else "no labels were recognised"
+        return f"not a photo or a label file this import could read ({ext} — {how})"
+    return f"not a photo or a label file ({ext})" if ext else "not a photo or a label file"
+
+
+def _named_file(item: str, files: set[str]) -> str | None:
+    """The file of ``files`` a report item names (``a.xml``, ``a.xml#object2``, ``a.csv:12``), if any."""
+    head = item.split("#", 1)[0]
+    for cand in (item, head, head.rsplit(":", 1)[0]):
+        if cand in files:
+            return cand
+    return None
+
+
+def _group_item(paths: list[str]) -> str:
+    if len(paths) == 1:
+        return paths[0]
+    shown = ", ".join(paths[:IGNORED_EXAMPLES])
+    more = f" and {len(paths) - IGNORED_EXAMPLES:,} more" if len(paths) > IGNORED_EXAMPLES else ""
+    return f"{len(paths):,} files: {shown}{more}"
+
+
+def ignored_issues(paths: Sequence[str], fmt: str, system: Sequence[str] = ()) -> list[Issue]:
+    """Report rows for unused files: one per file, or per reason when there are many; system files in one."""
+    rows: list[Issue] = []
+    if len(paths) <= MAX_IGNORED_ROWS:
+        rows = [Issue(p, ignored_reason(p, fmt), "ignored") for p in paths]
+    else:
+        by_reason: dict[str, list[str]] = {}
+        for p in paths:
+            by_reason.setdefault(ignored_reason(p, fmt), []).append(p)
+        for reason, group in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+            rows.append(Issue(_group_item(group), reason, "ignored"))
+    if system:
+        kinds = ", ".join(dict.fromkeys(system_kind(p) for p in system))
+        n = len(system)
+        rows.append(Issue(f"{n:,} system file{'' if n == 1 else 's'} ({kinds})", SYSTEM_REASON, "ignored"))
+    return rows
+
+
+def _unused_files(source, groups: Iterable[str], parsed: ParseResult, issues: Iterable[Issue]) -> list[str]:
+    """Files of ``source`` that are no image, no file of the format, and not already in the report."""
+    files = set(source.files())
+    taken = set(groups) | (parsed.used & files)
+    for item in [i.item for i in issues] + [p.origin for p in parsed.images if p.origin]:
+        f = _named_file(item, files)
+        if f:
+            taken.add(f)
+    return sorted(f for f in files if f not in taken and not is_image_path(f))
 
 
 # -- validation ---------------------------------------------------------------
@@ -195,6 +265,8 @@ def _check_image(source, path: str, entries: list[ParsedImage], limits: Limits,
         info = probe_image(data, limits)
     except ImageDecodeError as exc:
         return None, [Issue(path, str(exc), "skipped")]
+    except (zipfile.BadZipFile, EOFError) as exc:
+        return None, [Issue(path, f"the file is damaged inside the zip archive (details: {exc})", "skipped")]
     except (OSError, UnsafeArchiveError, KeyError) as exc:
         return None, [Issue(path, f"cannot read file: {exc}", "skipped")]
     anns: list[Annotation] = []
@@ -272,6 +344,11 @@ def import_source(store: Store, project: Project, source, fmt: str | None = None
             if n % 50 == 0 or n == total:
                 say(0.05 + 0.7 * n / total, f"Checked {n:,} of {total:,} images")
 
+    unused = _unused_files(source, groups, parsed, report.issues)
+    system = getattr(source, "system_files", lambda: [])()
+    ignored = ignored_issues(unused, fmt, system)
+    report.files_ignored = len(unused) + len(system)
+
     say(0.8, f"Saving {len(checked):,} images…")
 
     def items() -> Iterator[NewImage]:
@@ -290,6 +367,7 @@ def import_source(store: Store, project: Project, source, fmt: str | None = None
     for name, twin in result.duplicates:
         report.issues.append(Issue(name, f"same pixels as {twin} (a renamed copy); kept as a separate image "
                                          "in the same split — check its boxes or delete one", "kept"))
+    report.issues += ignored  # last: the files that were not used at all
     seen = list(parsed.classes)
     for c in checked:
         for a in c.annotations:

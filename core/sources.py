@@ -1,7 +1,9 @@
 """Read-only views of an import's files: a folder, a zip, or uploaded files in memory.
 
-Paths inside a Source are relative posix paths. A zip is checked as a whole
-before anything is read: members with ``..``, absolute paths or drive letters
+Paths inside a Source are relative posix paths. System files that operating systems
+leave in folders and zips (``__MACOSX/``, ``._*``, ``.DS_Store``, ``Thumbs.db``) are not
+part of ``files()``; ``system_files()`` lists them for the import report. A zip is
+checked as a whole before anything is read: members with ``..``, absolute paths or drive letters
 (zip-slip) and archives whose sizes or compression ratios look like a zip bomb
 are refused with ``UnsafeArchiveError``.
 """
@@ -31,6 +33,8 @@ class Source(Protocol):
 
     def files(self) -> list[str]: ...
 
+    def system_files(self) -> list[str]: ...
+
     def read_bytes(self, path: str) -> bytes: ...
 
     def size(self, path: str) -> int: ...
@@ -41,8 +45,19 @@ def is_image_path(path: str) -> bool:
 
 
 def _ignored(path: str) -> bool:
+    """A system file (macOS/Windows leftovers), left out of ``files()``."""
     parts = PurePosixPath(path).parts
     return any(p in IGNORED_PARTS or p.startswith("._") for p in parts)
+
+
+def system_kind(path: str) -> str:
+    """What kind of system file ``path`` is, for a summary: ``__MACOSX/``, ``._*``, ``.DS_Store``…"""
+    for p in PurePosixPath(path).parts:
+        if p in IGNORED_PARTS:
+            return p + "/" if p == "__MACOSX" else p
+        if p.startswith("._"):
+            return "._*"
+    return PurePosixPath(path).name
 
 
 class _IndexMixin:
@@ -53,6 +68,10 @@ class _IndexMixin:
 
     def image_files(self) -> list[str]:
         return [f for f in self.files() if is_image_path(f)]
+
+    def system_files(self) -> list[str]:
+        """The system files left out of ``files()`` (none unless a subclass says so)."""
+        return []
 
     def resolve(self, name: str, relative_to: str | None = None) -> str | None:
         """Find the file an annotation names: exact path, relative to the annotation, or by basename.
@@ -103,17 +122,21 @@ class DirSource(_IndexMixin):
             raise FileNotFoundError(f"No such folder: {root}")
         self.name = self.root.name
         self._files: list[str] | None = None
+        self._system: list[str] = []
 
     def files(self) -> list[str]:
         if self._files is None:
-            out = []
+            out, system = [], []
             for p in sorted(self.root.rglob("*")):
                 if p.is_file() and p.resolve().is_relative_to(self.root):
                     rel = p.relative_to(self.root).as_posix()
-                    if not _ignored(rel):
-                        out.append(rel)
-            self._files = out
+                    (system if _ignored(rel) else out).append(rel)
+            self._files, self._system = out, system
         return self._files
+
+    def system_files(self) -> list[str]:
+        self.files()
+        return list(self._system)
 
     def _path(self, path: str) -> Path:
         p = (self.root / path).resolve()
@@ -158,6 +181,8 @@ class ZipSource(_IndexMixin):
         self._check(infos)
         self._infos = {i.filename.replace("\\", "/"): i for i in infos
                        if not i.is_dir() and not _ignored(i.filename)}
+        self._system = sorted(i.filename.replace("\\", "/") for i in infos
+                              if not i.is_dir() and _ignored(i.filename))
 
     def _check(self, infos: list[zipfile.ZipInfo]) -> None:
         lim = self.limits
@@ -181,6 +206,9 @@ class ZipSource(_IndexMixin):
 
     def files(self) -> list[str]:
         return sorted(self._infos)
+
+    def system_files(self) -> list[str]:
+        return list(self._system)
 
     def size(self, path: str) -> int:
         return self._infos[path].file_size
@@ -209,6 +237,9 @@ class MemorySource(_IndexMixin):
 
     def files(self) -> list[str]:
         return sorted(f for f in self._data if not _ignored(f))
+
+    def system_files(self) -> list[str]:
+        return sorted(f for f in self._data if _ignored(f))
 
     def read_bytes(self, path: str) -> bytes:
         return self._data[path]

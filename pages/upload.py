@@ -107,6 +107,11 @@ if report is not None and report.get("project") == project.name:
     st.divider()
     st.subheader("Last import")
     widgets.show_import_report(report)
+    ignored = report.get("files_ignored", 0)
+    if ignored:
+        st.caption(f"{ignored:,} file{' was' if ignored == 1 else 's were'} neither a photo nor a label file "
+                   "(notes, READMEs, system files…) and left out: the rows marked *ignored* say which. "
+                   "Nothing is wrong with them, they are just not needed.")
     if report.get("images_added"):
         nxt = st.columns(3)
         with nxt[0]:

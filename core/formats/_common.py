@@ -159,22 +159,25 @@ def is_label_file(path: str) -> bool:
     return len(parts) <= 2 and parts[-1].lower() in LABEL_FILES
 
 
-def declared_classes(source, limits: Limits, issues: list[Issue]) -> list[str]:
+def declared_classes(source, limits: Limits, issues: list[Issue], used: set[str] | None = None) -> list[str]:
     """Class order from a top-level ``labels.txt`` / ``classes.txt`` (one name a line).
 
-    Coral's ``labels.txt`` form ``0 cat`` / ``0: cat`` gives ``cat``.
+    Coral's ``labels.txt`` form ``0 cat`` / ``0: cat`` gives ``cat``. Every such class
+    list is added to ``used`` (the shallowest one is read).
     """
-    for f in sorted(source.files(), key=lambda f: (f.count("/"), f)):
-        if is_label_file(f):
-            text = read_text(source, f, limits, issues) or ""
-            cleaned = []
-            for n in (ln.strip() for ln in text.splitlines()):
-                if not n:
-                    continue
-                head, _, rest = n.replace(":", " ", 1).partition(" ")
-                cleaned.append(rest.strip() if head.isdigit() and rest.strip() else n)
-            return list(dict.fromkeys(cleaned))
-    return []
+    found = [f for f in sorted(source.files(), key=lambda f: (f.count("/"), f)) if is_label_file(f)]
+    if used is not None:
+        used.update(found)
+    if not found:
+        return []
+    text = read_text(source, found[0], limits, issues) or ""
+    cleaned = []
+    for n in (ln.strip() for ln in text.splitlines()):
+        if not n:
+            continue
+        head, _, rest = n.replace(":", " ", 1).partition(" ")
+        cleaned.append(rest.strip() if head.isdigit() and rest.strip() else n)
+    return list(dict.fromkeys(cleaned))
 
 
 def write_bytes(path: Path, data: bytes) -> Path:

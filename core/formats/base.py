@@ -39,11 +39,11 @@ class ParsedImage:
 
 @dataclass(frozen=True, slots=True)
 class Issue:
-    """Something skipped or repaired during import, with its reason."""
+    """Something skipped, repaired or ignored during import, with its reason."""
 
-    item: str  # file, or file:line / file#object
+    item: str  # file, or file:line / file#object (or a summary of several ignored files)
     reason: str
-    action: str = "skipped"  # skipped | clipped | repaired | refused
+    action: str = "skipped"  # skipped | clipped | repaired | refused | kept | ignored
 
 
 @dataclass
@@ -51,6 +51,9 @@ class ParseResult:
     images: list[ParsedImage] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)  # declared class order, if the format has one
     issues: list[Issue] = field(default_factory=list)
+    # the non-image files the format took as its own (annotation files, class lists, split lists);
+    # the importer reports every other non-image file of the source as ignored
+    used: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)

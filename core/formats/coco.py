@@ -9,7 +9,9 @@ numbers with non-negative size, are Issues; crowd annotations (``iscrowd``) are 
 as boxes. Image entries without annotations are listed with no boxes. A split comes
 from the image entry's ``split`` key (written by our export), else the JSON's name
 (``instances_train2017.json``) or folder (``valid/_annotations.coco.json``).
-JSON files larger than ``Limits.max_annotation_bytes`` are skipped with an Issue.
+JSON files larger than ``Limits.max_annotation_bytes`` are skipped with an Issue; the COCO
+JSONs are the format's own files (``ParseResult.used``), other JSONs are left for the
+importer's report.
 
 Export: ``annotations.json`` (ids 1..N, categories 1..K in class order, bbox rounded to
 0.01 px) and ``images/``.
@@ -26,6 +28,7 @@ from core.formats import _common as C
 from core.formats.base import ExportItem, Issue, ParsedImage, ParseResult, RawBox, UnsafeInputError
 
 NAME = "coco"
+TITLE = "COCO"
 TASKS = ("detection",)
 ANNOTATION_FILE = "annotations.json"
 
@@ -69,6 +72,7 @@ def parse(source, limits: Limits | None = None) -> ParseResult:
     for path in _json_files(source):
         doc = _load(source, path, limits, issues)
         if doc is not None:
+            result.used.add(path)
             _parse_doc(source, path, doc, result)
     return result
 

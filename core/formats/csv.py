@@ -18,7 +18,9 @@ Rows naming a missing image are one Issue per image name ("annotation without im
 malformed rows (wrong coordinates count, text, NaN) are Issues with ``file:line``.
 Several CSVs are merged by image; a box that another CSV already gave for the same image
 counts once (the tutorial's ``raccoon_labels.csv`` + ``train_labels.csv`` + ``test_labels.csv``),
-and a file named like ``train_labels.csv`` sets the split of images without one.
+and a file named like ``train_labels.csv`` sets the split of images without one. The CSVs
+of a recognised dialect are the format's own files (``ParseResult.used``); others are left
+for the importer's report.
 
 Export: ``images/`` plus ``annotations.csv`` (plain, detection: ``filename,width,height,
 class,xmin,ymin,xmax,ymax,split``; classification: ``filename,class,split``). With
@@ -39,6 +41,7 @@ from core.formats import _common as C
 from core.formats.base import ExportItem, Issue, ParsedImage, ParseResult, RawBox
 
 NAME = "csv"
+TITLE = "CSV"
 TASKS = ("detection", "classification")
 SETS = {"TRAIN": "train", "VALIDATION": "val", "VALIDATE": "val", "VAL": "val", "TEST": "test",
         "UNASSIGNED": None}
@@ -184,6 +187,8 @@ def parse(source, limits: Limits | None = None) -> ParseResult:
             result.issues.append(Issue(path, f"malformed CSV: {exc}", "skipped"))
             continue
         d = dialect(rows)
+        if d is not None:
+            result.used.add(path)
         if d == "plain":
             _parse_plain(rows, path, images, result)
         elif d == "coral":

@@ -6,8 +6,8 @@ Parsing: the folders every image shares (wrapping folders such as ``Dataset/`` i
 the class is the folder below it (``train/cat/x.jpg``). Deeper folders belong to
 their top class folder (``cat/siamese/x.jpg`` → cat). An image with no class folder
 (``x.jpg`` at the top, or ``train/x.jpg``) is listed without a label. A top-level
-``labels.txt`` / ``classes.txt`` declares the class order; other non-image files are
-Issues (skipped).
+``labels.txt`` / ``classes.txt`` declares the class order (``ParseResult.used``); other
+non-image files are left for the importer's report (ignored: not photos or label files).
 
 Export: ``<split>/<class>/<name>`` (or ``<class>/<name>`` with ``splits=False``),
 unlabelled images directly in ``<split>/``, and ``labels.txt`` (class order).
@@ -20,9 +20,10 @@ from typing import Sequence
 
 from core.config import Limits
 from core.formats import _common as C
-from core.formats.base import ExportItem, Issue, ParsedImage, ParseResult
+from core.formats.base import ExportItem, ParsedImage, ParseResult
 
 NAME = "folders"
+TITLE = "class folders"
 TASKS = ("classification",)
 GENERIC = {"images", "imgs", "img", "jpegimages", "photos", "pictures", "pics", "data", "dataset", "upload"}
 ANNOTATION_EXT = (".xml", ".json", ".csv", ".tsv", ".txt", ".yaml", ".yml", ".names")
@@ -64,23 +65,27 @@ def detect(source) -> float:
         score = 0.7 * frac
     else:
         score = 0.1 if next(iter(classes)).lower() in GENERIC else 0.4 * frac
-    others = [f for f in source.files() if f.lower().endswith(ANNOTATION_EXT) and not C.is_label_file(f)]
-    if others:
+    if any(_annotates(f, stems) for stems in [{PurePosixPath(i).stem for i in images}]
+           for f in source.files()):
         score *= 0.3
     return score
+
+
+def _annotates(path: str, image_stems: set[str]) -> bool:
+    """Whether ``path`` looks like another format's annotations: an .xml/.json/.csv/… file, or a
+    .txt named like a photo (YOLO) — a README.txt or notes.txt is just a note."""
+    low = path.lower()
+    if not low.endswith(ANNOTATION_EXT) or C.is_label_file(path):
+        return False
+    return not low.endswith(".txt") or PurePosixPath(path).stem in image_stems
 
 
 def parse(source, limits: Limits | None = None) -> ParseResult:
     """Images labelled by their class folder (see the module docstring)."""
     limits = C.limits_for(source, limits)
     result = ParseResult()
-    result.classes = C.declared_classes(source, limits, result.issues)
-    images = []
-    for f in source.files():
-        if C.is_image_path(f):
-            images.append(f)
-        elif not C.is_label_file(f):
-            result.issues.append(Issue(f, "not an image file", "skipped"))
+    result.classes = C.declared_classes(source, limits, result.issues, result.used)
+    images = [f for f in source.files() if C.is_image_path(f)]
     labels = _classify(images)
     for f in images:
         label, split = labels[f]

@@ -7,7 +7,8 @@ without one the file is an Issue "annotation without image". Images with no XML 
 *not* listed here: the importer imports them unlabelled. A split comes from
 ``ImageSets/Main/{train,val,test}.txt`` when present, else from a ``train/val/test``
 folder in the path. A ``labels.txt`` / ``classes.txt`` next to the XML folders declares
-the class order.
+the class order. The annotation XMLs, class lists and ``ImageSets`` lists are the
+format's own files (``ParseResult.used``); other XML files are left for the importer's report.
 
 XML is parsed with defusedxml: a DTD, entity declarations (billion laughs) or
 external entities refuse the whole import (UnsafeInputError); a malformed file is
@@ -31,6 +32,7 @@ from core.formats import _common as C
 from core.formats.base import ExportItem, Issue, ParsedImage, ParseResult, RawBox, UnsafeInputError
 
 NAME = "voc"
+TITLE = "Pascal VOC"
 TASKS = ("detection",)
 
 
@@ -83,10 +85,14 @@ def _text(el: Element | None, tag: str) -> str | None:
     return child.text.strip() or None
 
 
-def _image_sets(source, limits: Limits, issues: list[Issue]) -> dict[str, str]:
-    """stem -> split from ImageSets/Main/{train,val,test}.txt (trainval only fills gaps)."""
+def _image_sets(source, limits: Limits, issues: list[Issue], used: set[str]) -> dict[str, str]:
+    """stem -> split from ImageSets/Main/{train,val,test}.txt (trainval only fills gaps).
+
+    Every ``.txt`` under ``ImageSets`` (also the per-class lists) is added to ``used``.
+    """
     out: dict[str, str] = {}
     files = [f for f in source.files() if "/imagesets/" in ("/" + f.lower())]
+    used.update(f for f in files if f.lower().endswith(".txt"))
     order = ("train", "val", "valid", "test", "trainval")
     for want in order:
         for f in files:
@@ -108,8 +114,8 @@ def parse(source, limits: Limits | None = None) -> ParseResult:
     result = ParseResult()
     issues = result.issues
     stems = C.stem_index(source.files())
-    sets = _image_sets(source, limits, issues)
-    result.classes = C.declared_classes(source, limits, issues)
+    sets = _image_sets(source, limits, issues, result.used)
+    result.classes = C.declared_classes(source, limits, issues, result.used)
     seen: dict[str, str] = {}
     for path in _xml_files(source):
         data = C.read_data(source, path, limits, issues)
@@ -122,6 +128,7 @@ def parse(source, limits: Limits | None = None) -> ParseResult:
             continue
         if root.tag != "annotation":
             continue  # some other XML file, not ours
+        result.used.add(path)
         ref = _resolve(source, root, path, stems)
         if ref is None:
             name = _text(root, "filename") or _text(root, "path") or PurePosixPath(path).stem

@@ -12,7 +12,10 @@ a malformed line or a non-finite number → Issue with ``file:line``; six number
 trailing confidence) are accepted; ``cls x1 y1 x2 y2 x3 y3 …`` polygons (YOLO
 segmentation) become their bounding box (Issue "repaired"). Label files under a
 ``labels`` folder with no image are Issues "annotation without image". Splits come
-from ``train/val/valid/test`` folders in the image path.
+from ``train/val/valid/test`` folders in the image path. The paired label files and every
+class-name file (``data.yaml``, ``classes.txt``, ``*.names``; the first usable one is read)
+are the format's own files (``ParseResult.used``); other files are left for the importer's
+report.
 
 Normalised values a rounding step (1e-5) outside [0, 1] are put back on the edge.
 
@@ -33,6 +36,7 @@ from core.formats import _common as C
 from core.formats.base import ExportItem, Issue, ParsedImage, ParseResult, RawBox
 
 NAME = "yolo"
+TITLE = "YOLO"
 TASKS = ("detection",)
 NAME_FILES = ("classes.txt", "obj.names")
 YAML_FILES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
@@ -147,7 +151,10 @@ def parse(source, limits: Limits | None = None) -> ParseResult:
     result = ParseResult()
     issues = result.issues
     names = _class_names(source, limits, issues)
+    yamls, name_files = _names_files(source)
+    result.used.update(yamls + name_files)
     pairs, orphans = _pairs(source)
+    result.used.update(lab for lab in pairs.values() if lab)
     if names is None and any(pairs.values()):
         issues.append(Issue(source.name, "no classes.txt, obj.names or data.yaml: classes are named by their "
                                          "index", "repaired"))

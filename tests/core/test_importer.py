@@ -70,7 +70,8 @@ def test_bad_images_are_skipped_with_reasons(store):
     reasons = {i.item: i.reason for i in r.issues}
     assert "empty file" in reasons["empty.jpg"]
     assert "not an image" in reasons["text.jpg"]
-    assert "truncated" in reasons["truncated.jpg"] or "corrupt" in reasons["truncated.jpg"]
+    assert reasons["truncated.jpg"].startswith("the file is damaged or incomplete: it could not be decoded")
+    assert "(details: " in reasons["truncated.jpg"]  # the decoder's own words stay, after the plain ones
 
 
 def test_decompression_bomb_is_skipped(store):
@@ -168,3 +169,161 @@ def test_same_bytes_same_name_is_a_noop_but_a_renamed_copy_is_kept(store):
     assert r.images_added == 1 and "same pixels as a.jpg" in r.issues[0].reason
     recs = store.list_images(p)
     assert len({rec.id for rec in recs}) == 2 and len({rec.content for rec in recs}) == 1
+
+
+# -- files that are neither photos nor label files: reported as ignored ----------------------------
+def _rows(report) -> dict[str, tuple[str, str]]:
+    return {i.item: (i.reason, i.action) for i in report.issues}
+
+
+def test_voc_zip_with_junk_reports_every_file_it_did_not_use(store):
+    p = store.create_project("p", "detection")
+    good = {stem: jpeg_bytes(60 + n, 40, color=(20 * n, 90, 30)) for n, stem in enumerate("abc")}
+    members = {}
+    for n, (stem, data) in enumerate(good.items()):
+        members[f"ds/images/{stem}.jpg"] = data
+        members[f"ds/annotations/{stem}.xml"] = voc(f"{stem}.jpg", 60 + n, 40, ("cat", 5, 5, 30, 30))
+    truncated = jpeg_bytes(80, 60)
+    members |= {
+        "ds/notes.txt": b"shot in the garden",
+        "ds/README.md": b"# my raccoons",
+        "ds/LICENSE": b"CC0",
+        "ds/config.json": b'{"camera": "pi"}',
+        "ds/images/broken.jpg": b"\xff\xd8\xff\xe0garbage" * 8,  # a JPEG header, then junk
+        "ds/images/truncated.jpg": truncated[:-1],
+        "__MACOSX/ds/images/._a.jpg": b"\x00\x05\x16\x07",
+        "__MACOSX/ds/._notes.txt": b"\x00\x05\x16\x07",
+        "ds/.DS_Store": b"\x00\x00\x00\x01Bud1",
+    }
+    r = import_uploads(store, p, [("ds.zip", zip_of(members))])
+    assert r.ok and r.format == "voc"
+    assert (r.images_added, r.boxes_added) == (3, 3) and store.stats(p)["images"] == 3
+    rows = _rows(r)
+    assert rows["ds/notes.txt"] == ("not a photo or a label file (.txt)", "ignored")
+    assert rows["ds/README.md"] == ("not a photo or a label file (.md)", "ignored")
+    assert rows["ds/LICENSE"] == ("not a photo or a label file", "ignored")
+    assert rows["ds/config.json"] == (
+        "not a photo or a label file this import could read (.json — the labels were read as Pascal VOC)",
+        "ignored")
+    for bad in ("ds/images/broken.jpg", "ds/images/truncated.jpg"):
+        reason, action = rows[bad]
+        assert action == "skipped"
+        assert reason.startswith("the file is damaged or incomplete: it could not be decoded as an image (details:")
+    assert "Truncated File Read" in rows["ds/images/broken.jpg"][0]
+    assert "truncated" in rows["ds/images/truncated.jpg"][0]
+    # the macOS/Windows leftovers: one summary line, not a row each
+    assert rows["3 system files (__MACOSX/, .DS_Store)"] == (
+        "hidden files that macOS or Windows add to folders and zips: not part of the dataset", "ignored")
+    # the dataset's own files are used, not reported; nothing else is in the report
+    assert not any(k.endswith((".xml", "a.jpg", "b.jpg", "c.jpg")) for k in rows)
+    assert len(rows) == 7 and r.files_ignored == 7 and r.skipped == 2
+    d = r.to_dict()
+    assert d["files_ignored"] == 7 and d["skipped"] == 2
+    assert {"item": "ds/notes.txt", "reason": "not a photo or a label file (.txt)", "action": "ignored"} in d["issues"]
+    assert [x["action"] for x in d["issues"]][-5:] == ["ignored"] * 5  # unused files come last
+    # a second source adds its own ignored files
+    again = import_uploads(store, p, [("ds.zip", zip_of(members)), ("extra.txt", b"x"), ("d.jpg", jpeg_bytes(9, 9))])
+    assert again.files_ignored == 8 and _rows(again)["extra.txt"][1] == "ignored"
+
+
+def test_many_ignored_files_are_grouped_by_reason(store):
+    p = store.create_project("p", "detection")
+    files = {"a.jpg": jpeg_bytes(20, 20), "b.jpg": jpeg_bytes(21, 20)}
+    files |= {f"logs/run{n:02d}.txt": b"x" for n in range(30)}
+    files |= {f"docs/page{n}.md": b"x" for n in range(12)}
+    files |= {"paper.pdf": b"%PDF", "meta.json": b"{}"}
+    r = import_source(store, p, MemorySource(files))
+    assert r.format == "images" and r.images_added == 2 and r.files_ignored == 44
+    rows = _rows(r)
+    assert rows == {
+        "30 files: logs/run00.txt, logs/run01.txt, logs/run02.txt and 27 more":
+            ("not a photo or a label file (.txt)", "ignored"),
+        "12 files: docs/page0.md, docs/page1.md, docs/page10.md and 9 more":
+            ("not a photo or a label file (.md)", "ignored"),
+        "meta.json": ("not a photo or a label file this import could read (.json — no labels were recognised)",
+                      "ignored"),
+        "paper.pdf": ("not a photo or a label file (.pdf)", "ignored"),
+    }
+
+
+def test_system_files_of_a_folder_are_one_line(store, tmp_path):
+    p = store.create_project("p", "detection")
+    (tmp_path / "set" / "sub").mkdir(parents=True)
+    (tmp_path / "set" / "a.jpg").write_bytes(jpeg_bytes())
+    for name in (".DS_Store", "Thumbs.db", "sub/Thumbs.db"):
+        (tmp_path / "set" / name).write_bytes(b"x")
+    r = import_paths(store, p, [tmp_path / "set"])
+    assert r.images_added == 1 and r.files_ignored == 3
+    assert [(i.item, i.action) for i in r.issues] == [("3 system files (.DS_Store, Thumbs.db)", "ignored")]
+
+
+def _yolo_files() -> dict[str, bytes]:
+    return {"images/train/a.jpg": jpeg_bytes(40, 40), "labels/train/a.txt": b"0 0.5 0.5 0.2 0.2\n",
+            "images/train/b.jpg": jpeg_bytes(41, 40), "labels/train/b.txt": b"",
+            "classes.txt": b"cat\n", "data.yaml": b"names: [cat]\nnc: 1\n", "README.txt": b"x"}
+
+
+def _coco_files() -> dict[str, bytes]:
+    doc = ('{"images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 40}], "annotations": '
+           '[{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 10, 10]}], '
+           '"categories": [{"id": 3, "name": "cat"}]}')
+    return {"images/a.jpg": jpeg_bytes(40, 40), "annotations/instances_train.json": doc.encode(),
+            "annotations/info.json": b'{"note": "not coco"}', "README.txt": b"x"}
+
+
+def _csv_files() -> dict[str, bytes]:
+    return {"a.jpg": jpeg_bytes(40, 40), "labels.csv": b"filename,class,xmin,ymin,xmax,ymax\na.jpg,cat,1,1,9,9\n",
+            "other.csv": b"when,who\n1,2\n", "README.txt": b"x"}
+
+
+def _voc_files() -> dict[str, bytes]:
+    return {"JPEGImages/a.jpg": jpeg_bytes(40, 40), "Annotations/a.xml": voc("a.jpg", 40, 40, ("cat", 1, 1, 9, 9)),
+            "ImageSets/Main/train.txt": b"a\n", "ImageSets/Main/cat_train.txt": b"a 1\n", "labels.txt": b"cat\n",
+            "settings.xml": b"<config/>", "README.txt": b"x"}
+
+
+@pytest.mark.parametrize("fmt,files,other", [
+    ("yolo", _yolo_files, None),
+    ("coco", _coco_files, "annotations/info.json"),
+    ("csv", _csv_files, "other.csv"),
+    ("voc", _voc_files, "settings.xml"),
+])
+def test_a_formats_own_files_are_not_reported_as_ignored(store, fmt, files, other):
+    p = store.create_project("p", "detection")
+    r = import_source(store, p, MemorySource(files()))
+    assert r.format == fmt and r.images_added >= 1 and r.boxes_added == 1
+    ignored = {i.item: i.reason for i in r.issues if i.action == "ignored"}
+    title = {"yolo": "YOLO", "coco": "COCO", "csv": "CSV", "voc": "Pascal VOC"}[fmt]
+    expect = {"README.txt": "not a photo or a label file (.txt)"}
+    if other:
+        ext = other.rsplit(".", 1)[1]
+        expect[other] = (f"not a photo or a label file this import could read "
+                         f"(.{ext} — the labels were read as {title})")
+    assert ignored == expect
+    assert [i for i in r.issues if i.action != "ignored"] == []
+
+
+def test_class_folders_keep_labels_txt_and_report_the_rest(store):
+    p = store.create_project("p", "classification")
+    r = import_source(store, p, MemorySource({
+        "cat/a.jpg": jpeg_bytes(30, 30), "dog/b.jpg": jpeg_bytes(31, 30), "labels.txt": b"cat\ndog\n",
+        "cat/notes.txt": b"x"}), fmt="folders")
+    assert r.format == "folders" and r.labels_added == 2
+    assert [(i.item, i.reason, i.action) for i in r.issues] == [
+        ("cat/notes.txt", "not a photo or a label file (.txt)", "ignored")]
+
+
+def test_a_photo_damaged_inside_the_zip_is_skipped_not_a_crash(store):
+    p = store.create_project("p", "detection")
+    photo = jpeg_bytes(50, 50)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("ok.jpg", jpeg_bytes(51, 50))
+        z.writestr("bad.jpg", photo)
+    data = bytearray(buf.getvalue())
+    at = data.find(photo)
+    data[at + 100] ^= 0xFF  # one flipped byte: the member's CRC no longer matches
+    r = import_uploads(store, p, [("set.zip", bytes(data))])
+    assert r.ok and r.images_added == 1
+    reason, action = _rows(r)["bad.jpg"]
+    assert action == "skipped" and reason.startswith("the file is damaged inside the zip archive (details:")

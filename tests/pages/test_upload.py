@@ -131,3 +131,24 @@ def test_classification_zip_of_class_folders(app, store, digits_dir):
     assert m["Images added"] == "6" and m["Image labels"] == "6" and m["Classes"] == "2"
     stats = store.stats(store.get_project("Digits"))
     assert set(stats["per_class"]) == {"3", "7"}
+
+
+def test_zip_with_junk_lists_ignored_files_and_plain_reasons(upload_page, store, raccoon_dir):
+    at = upload_page
+    photo = (raccoon_dir / "images" / "raccoon-10.jpg").read_bytes()
+    data = _raccoon_zip(raccoon_dir, {
+        "raccoon/notes.txt": b"shot at night",
+        "raccoon/images/truncated.jpg": photo[:3000],
+        "__MACOSX/raccoon/._notes.txt": b"\x00\x05\x16\x07",
+    })
+    at.file_uploader[0].set_value([("raccoons.zip", data, "application/zip")]).run()
+    at.button(key="studio.upload.go").click().run()
+    assert not at.exception, at.exception
+    assert _metrics(at)["Images added"] == "5"
+    rows = {r.item: (r.reason, r.action) for r in at.dataframe[0].value.itertuples()}
+    assert rows["raccoon/notes.txt"] == ("not a photo or a label file (.txt)", "ignored")
+    assert rows["1 system file (__MACOSX/)"][1] == "ignored"
+    reason, action = rows["raccoon/images/truncated.jpg"]
+    assert action == "skipped" and reason.startswith("the file is damaged or incomplete")
+    assert any("2 files were neither a photo nor a label file" in c.value for c in at.caption)
+    assert any("1 item skipped or repaired · 2 files ignored" in m.value for m in at.markdown)

@@ -41,13 +41,13 @@ def test_split_folders_with_and_without_wrapper():
     assert labels(only_train) == {"train/cat/a.jpg": ("cat", "train"), "train/dog/b.jpg": ("dog", "train")}
 
 
-def test_non_images_are_issues_labels_txt_declares_order_loose_images_unlabelled():
+def test_non_images_are_left_to_the_importer_labels_txt_declares_order_loose_images_unlabelled():
     src = MemorySource({"cat/a.jpg": IMG, "dog/b.jpg": IMG, "cat/notes.txt": b"x", "README.md": b"x",
                         "labels.txt": b"dog\ncat\nbird\n", "c.jpg": IMG})
     r = folders.parse(src)
     assert r.classes == ["dog", "cat", "bird"]
-    assert sorted(i.item for i in r.issues) == ["README.md", "cat/notes.txt"]
-    assert all(i.reason == "not an image file" and i.action == "skipped" for i in r.issues)
+    # the class list is the format's own file; notes and READMEs are reported by the importer (ignored)
+    assert r.issues == [] and r.used == {"labels.txt"}
     assert labels(r)["c.jpg"] == (None, None)
 
 
@@ -57,6 +57,17 @@ def test_detect_scores():
     assert 0.3 < folders.detect(MemorySource({"cats/a.jpg": IMG})) < 0.5
     both = {"cat/a.jpg": IMG, "dog/b.jpg": IMG}
     assert folders.detect(MemorySource({**both, "cat/a.xml": b"<annotation/>"})) < folders.detect(MemorySource(both))
+
+
+def test_a_note_in_the_folders_does_not_hide_the_classes():
+    from core.importer import detect_format
+
+    both = {"hands/0/a.jpg": IMG, "hands/0/b.jpg": IMG, "hands/1/c.jpg": IMG, "hands/1/d.jpg": IMG}
+    noted = {**both, "hands/notes.txt": b"taken in the lab", "README.txt": b"sign digits"}
+    assert folders.detect(MemorySource(noted)) == folders.detect(MemorySource(both))
+    assert detect_format(MemorySource(noted)) == "folders"  # not "photos only", which dropped the labels
+    yolo_like = {**both, "hands/0/a.txt": b"0 0.5 0.5 0.2 0.2"}  # a .txt named like a photo: YOLO
+    assert folders.detect(MemorySource(yolo_like)) < folders.detect(MemorySource(both))
 
 
 def test_digits_dataset(digits_dir):
@@ -69,7 +80,7 @@ def test_digits_dataset(digits_dir):
     assert all(i.label == i.ref.split("/")[0] for i in r.images)
     # the dataset's own folder, one level up, is a wrapping folder (its LICENSE is not an image)
     up = folders.parse(DirSource(digits_dir.parent))
-    assert len(up.images) == 2062 and [i.item for i in up.issues] == ["LICENSE"]
+    assert len(up.images) == 2062 and up.issues == [] and not up.used  # its LICENSE: for the importer
     assert {i.label for i in up.images} == set(r.classes)
 
 
