@@ -12,7 +12,9 @@ bytes give the same detections everywhere.
   decoded picture back to the original pixels (exactly: a partial last column/row is cut, at most
   ``scale - 1`` original pixels). Other formats are always decoded at full size.
 - Empty, unreadable, truncated images raise ``DecodeError``; more than ``max_pixels`` pixels (or a
-  Pillow decompression-bomb warning) raise ``ImageTooLarge``.
+  Pillow decompression-bomb warning) raise ``ImageTooLarge``. ``str(error)`` is the short reason the
+  robot server answers with; ``error.describe(name)`` is one plain sentence for a person. Neither
+  ever holds a Python object repr (Pillow's ``<_io.BytesIO object at 0x…>``).
 
 Pure Pillow/numpy (no TensorFlow, no streamlit, no other studio module): it runs in the robot image.
 """
@@ -20,6 +22,7 @@ Pure Pillow/numpy (no TensorFlow, no streamlit, no other studio module): it runs
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -32,14 +35,48 @@ DRAFT_GAP = 2.0
 DEFAULT_MAX_PIXELS = 50_000_000
 ORIENTATION_TAG = 0x0112
 _SWAPS_AXES = (5, 6, 7, 8)  # orientations whose upright image is the stored one turned by 90°
+READABLE_FORMATS = "JPEG, PNG, BMP, WebP …"
+_OBJECT_REPR = re.compile(r"\s*<[^<>]*? at 0x[0-9A-Fa-f]+>")  # e.g. <_io.BytesIO object at 0x7f…>
+
+
+def plain_reason(exc: BaseException) -> str:
+    """A library error's text without Python object reprs (or its class name when nothing is left)."""
+    text = _OBJECT_REPR.sub("", str(exc)).strip().rstrip(":").strip()
+    return text or type(exc).__name__
 
 
 class DecodeError(ValueError):
-    """Bytes that are not a usable image, with a reason a person understands."""
+    """Bytes that are not a usable image, with a reason a person understands.
+
+    ``kind``: ``"empty"``, ``"unreadable"`` (not an image, or a format Pillow cannot read),
+    ``"damaged"`` (truncated or corrupt) or ``"too-large"``.
+    """
+
+    def __init__(self, message: str, kind: str = "unreadable") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    def describe(self, name: str | None = None) -> str:
+        """One plain sentence for a person, naming the file (``name``) when known."""
+        what = name or "This file"
+        if self.kind == "empty":
+            return f"{what} is empty (0 bytes): choose a photo ({READABLE_FORMATS})."
+        if self.kind == "damaged":
+            return f"{what} is damaged or incomplete, so it cannot be read as a photo. Try another copy of it."
+        return f"{what} is not a photo the studio can read ({READABLE_FORMATS})."
 
 
 class ImageTooLarge(DecodeError):
     """An image with more pixels than allowed (decompression-bomb guard)."""
+
+    def __init__(self, message: str, limit: int | None = None) -> None:
+        super().__init__(message, kind="too-large")
+        self.limit = limit
+
+    def describe(self, name: str | None = None) -> str:
+        what = name or "This file"
+        most = f" (at most {self.limit:,})" if self.limit else ""
+        return f"{what} has more pixels than the studio accepts{most}: use a smaller photo."
 
 
 @dataclass(frozen=True)
@@ -82,14 +119,15 @@ def decode_image(data: bytes, target: tuple[int, int] | None, draft: bool = True
     ``max_pixels``: largest accepted image (``None``: only Pillow's own bomb limit).
     """
     if not data:
-        raise DecodeError("empty body: send an image (JPEG, PNG …)")
+        raise DecodeError("empty body: send an image (JPEG, PNG …)", kind="empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
             raw_w, raw_h = im.size
             if max_pixels is not None and raw_w * raw_h > max_pixels:
-                raise ImageTooLarge(f"image has {raw_w}x{raw_h} pixels; the limit is {max_pixels}")
+                raise ImageTooLarge(f"image has {raw_w}x{raw_h} pixels; the limit is {max_pixels}",
+                                    limit=max_pixels)
             orientation = int(im.getexif().get(ORIENTATION_TAG, 1) or 1)
             swapped = orientation in _SWAPS_AXES
             width, height = (raw_h, raw_w) if swapped else (raw_w, raw_h)
@@ -115,9 +153,11 @@ def decode_image(data: bytes, target: tuple[int, int] | None, draft: bool = True
     except DecodeError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise ImageTooLarge(f"image too large (decompression bomb guard): {exc}") from None
+        raise ImageTooLarge(f"image too large (decompression bomb guard): {plain_reason(exc)}") from None
     except UnidentifiedImageError:
         raise DecodeError("not a readable image: unknown or unsupported image format") from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise DecodeError(f"not a readable image: {exc}") from None
+        reason = plain_reason(exc)
+        damaged = isinstance(exc, SyntaxError) or any(w in reason.lower() for w in ("truncat", "broken", "corrupt"))
+        raise DecodeError(f"not a readable image: {reason}", kind="damaged" if damaged else "unreadable") from None
     return Decoded(image=im, scale=scale, original_size=(width, height))

@@ -31,7 +31,15 @@ info = be.find_engine()
 if info.reachable:
     st.success(f"Docker engine: {info.message}", icon=":material/check_circle:")
 else:
-    st.warning(info.message, icon=":material/warning:")
+    st.warning("Docker is not running on this computer, so the robot image cannot be built or tested here.\n\n"
+               "You can still make the build context (a zip) below, download it, and build the image on a computer "
+               "that has Docker.",
+               icon=":material/warning:")
+    with st.expander("Technical details"):
+        st.markdown(f"Docker address tried: `{info.base_url}`")
+        st.code(info.message, language="text", wrap_lines=True)
+        st.markdown("To build here, start a Docker engine on this computer (as root: `scripts/start_dockerd.sh`, "
+                    "no bridge, no iptables), or point `DOCKER_HOST` at a running engine, then reload this page.")
 
 project = state.current_project()
 models = artefacts.list_artefacts(root, project.name if project else None)
@@ -69,7 +77,9 @@ with st.form(KEY + "form"):
                                     "one without any registry (debootstrap + docker import).")
     tag = c2.text_input("Image tag", value=bc.default_tag(manifest), key=KEY + "tag")
     smoke = st.checkbox("Smoke test: run the image once and compare its answer with the studio's",
-                        value=True, key=KEY + "smoke")
+                        value=info.reachable, key=KEY + ("smoke" if info.reachable else "smoke_no_engine"),
+                        disabled=not info.reachable,
+                        help=None if info.reachable else "Needs Docker running on this computer.")
     go = st.form_submit_button("Build image" if info.reachable else "Make the build context",
                                type="primary", icon=":material/construction:")
 if go:
@@ -85,7 +95,8 @@ if go:
     else:
         runner = sj.get_runner()
         job_id = runner.submit("build-image", {"artefact_id": chosen, "profile": profile, "tag": tag.strip(),
-                                               "base_image": base_image.strip(), "smoke_test": bool(smoke)})
+                                               "base_image": base_image.strip(),
+                                               "smoke_test": bool(smoke) and info.reachable})
         BUILD_JOB.set(job_id)
 
 

@@ -1,11 +1,16 @@
 """Models: the trained models of the current project — metrics float vs int8, curves, confusion
 matrix, per-class table, Edge TPU preflight, downloads."""
 
+import shlex
+from pathlib import Path
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core import artefacts
 from core.training import report
+from coral_runtime import compiler
 from pages._shared import selection, state, widgets
 
 KEY = "studio.models."
@@ -13,10 +18,10 @@ TRAIN_PAGE = "pages/train.py"
 PREVIEW_PAGE = "pages/preview.py"
 DEPLOY_PAGE = "pages/deploy.py"
 
+st.title("Models")
 project = widgets.require_project()
 store = state.get_store()
 
-st.title("Models")
 st.caption(f"Trained models of **{project.name}**. Each one holds a float Keras model and the int8 "
            "TensorFlow Lite model for the Coral Edge TPU.")
 widgets.show_flashes()
@@ -47,14 +52,26 @@ if rows:
     for col, r in zip(cols, rows):
         if r["float"] is None:
             col.metric(r["metric"], fmt(r["int8"]))
+            continue
+        delta = (r["int8"] - r["float"]) if isinstance(r["int8"], float) and isinstance(r["float"], float) else None
+        if delta is None:
+            col.metric(f"{r['metric']} (int8)", fmt(r["int8"]))
+        elif round(delta, 3) == 0:  # no change: no arrow, no colour
+            col.metric(f"{r['metric']} (int8)", fmt(r["int8"]), delta=f"no change vs float {r['float']:.3f}",
+                       delta_color="off", delta_arrow="off")
         else:
-            delta = (r["int8"] - r["float"]) if isinstance(r["int8"], float) and isinstance(r["float"], float) else None
-            col.metric(f"{r['metric']} (int8)", fmt(r["int8"]),
-                       delta=None if delta is None else f"{delta:+.3f} vs float {r['float']:.3f}",
+            col.metric(f"{r['metric']} (int8)", fmt(r["int8"]), delta=f"{delta:+.3f} vs float {r['float']:.3f}",
                        delta_color="normal")
-    split = (m.get("metrics") or {}).get("split")
-    if split:
-        st.caption(f"Measured on the **{split}** split, float Keras model and int8 TFLite model on the same images.")
+    if (m.get("metrics") or {}).get("split"):
+        where, flattering = report.measured_on(m)
+        (st.warning if flattering else st.caption)(where)
+    n_eval = report.evaluated_photos(m)
+    if n_eval is not None and n_eval < report.FEW_PHOTOS:
+        many = "no photos at all" if n_eval == 0 else f"only {n_eval} photo{'s' if n_eval != 1 else ''}"
+        st.warning(f"These scores are measured on {many}, so they are not reliable: one photo more or less "
+                   "changes them a lot. Add more photos (or move some to the test split on the Dataset page) "
+                   f"so that at least {report.FEW_PHOTOS} — better 20 or more — are kept for testing, and train again.",
+                   icon=":material/warning:")
 else:
     st.warning("This model has no evaluation metrics.")
 nxt = st.columns(3)
@@ -62,6 +79,25 @@ with nxt[0]:
     widgets.page_link(PREVIEW_PAGE, "Try it on photos (Preview)", ":material/visibility:")
 with nxt[1]:
     widgets.page_link(DEPLOY_PAGE, "Build a robot image (Deploy)", ":material/smart_toy:")
+
+
+def _how_to_compile(m: dict) -> None:
+    """How to compile the int8 model where the Edge TPU compiler exists (coral_runtime.compiler's recipe)."""
+    folder = Path(m["path"])
+    int8 = folder / ((m.get("files") or {}).get("int8") or artefacts.INT8_MODEL)
+    st.markdown("**How to compile it.** The compiler exists only for x86-64 Debian or Ubuntu computers, from "
+                "Coral's apt repository (`apt-get install edgetpu-compiler`). On such a computer, with the studio "
+                "installed, compile the model folder:")
+    st.code(f"python -m core compile {shlex.quote(str(folder))}", language="bash")
+    st.markdown(f"It writes `{artefacts.EDGETPU_MODEL}` into the model folder. Compiled on another computer? "
+                f"Copy that file into `{folder}` here: Preview and the robot image (Deploy) use it from then on.")
+    with st.expander("Or use the compiler container (any x86-64 computer with Docker and internet)"):
+        cmds = compiler.docker_commands(int8, folder)
+        st.markdown("Save this as `Dockerfile` in an empty folder:")
+        st.code(compiler.DOCKERFILE, language="dockerfile")
+        st.markdown("Then build the image in that folder and run it on the model:")
+        st.code(shlex.join(cmds["build"]) + "\n" + shlex.join(cmds["run"]), language="bash")
+
 
 tab_summary, tab_curves, tab_classes, tab_tpu, tab_files = st.tabs(
     ["Summary", "Training curves", "Per class", "Edge TPU check", "Downloads"])
@@ -118,15 +154,14 @@ with tab_tpu:
         st.info("No Edge TPU check recorded for this model (it runs after training when the Coral "
                 "runtime is installed).")
     else:
-        summary = pf.get("summary")
+        # one sentence per paragraph: a single newline would run them together in Markdown
+        said = "\n\n".join(widgets.preflight_sentences(pf))
         if pf.get("compilable") is False:
-            st.error(summary or "The Edge TPU compiler will refuse this model.")
+            st.error(said or "The Edge TPU compiler will refuse this model.")
         elif pf.get("first_cpu_op"):
-            first = pf["first_cpu_op"]
-            st.warning(f"First op that runs on the CPU: **{first.get('op')}** (#{first.get('index')}) — "
-                       f"{first.get('reason') or ''}. It and everything after it run on the CPU.")
+            st.warning(said)
         else:
-            st.success(summary or "Every op maps to the Edge TPU.")
+            st.success(said or "Every operation is expected to run on the Edge TPU.")
         if isinstance(pf.get("tpu_share"), (int, float)):
             st.metric("Ops on the Edge TPU", f"{pf['tpu_share']:.0%}")
         ops, first_row = report.preflight_table(m)
@@ -139,9 +174,28 @@ with tab_tpu:
 
             st.dataframe(frame.style.apply(_highlight, axis=1), hide_index=True, width="stretch")
     comp = m.get("compiler")
+    st.subheader("Edge TPU compiler")
+    if comp and comp.get("ok"):
+        ops = (f": {comp['ops_on_tpu']} of {comp['total_ops']} operations on the Edge TPU"
+               if comp.get("total_ops") else "")
+        st.success(f"Compiled for the Edge TPU{ops}. Preview and the robot image use "
+                   f"`{artefacts.EDGETPU_MODEL}` on a Coral Edge TPU.")
+    elif comp:
+        error = str(comp.get("error") or "").rstrip(".")
+        st.error("The Edge TPU compiler could not compile this model" + (f": {error}." if error else ".")
+                 + (f"\n\n{comp['advice']}" if comp.get("advice") else ""))
+    else:
+        installed = compiler.find_compiler() is not None
+        st.info("**Not compiled for the Edge TPU.** "
+                + ("The Edge TPU compiler was not run for this model. " if installed else
+                   "The Edge TPU compiler (`edgetpu_compiler`) is not installed on this computer, so this model "
+                   "was not compiled here. ")
+                + "Until it is compiled, Preview and the robot image run the int8 model on the CPU, "
+                  "even with a Coral Edge TPU plugged in.", icon=":material/info:")
+        _how_to_compile(m)
     if comp:
-        st.subheader("Edge TPU compiler")
-        st.json(comp, expanded=False)
+        with st.expander("What the compiler reported"):
+            st.json(comp, expanded=False)
 
 with tab_files:
     for f in report.download_files(m["path"], m):

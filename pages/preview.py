@@ -9,9 +9,9 @@ import streamlit as st
 from PIL import Image
 
 from core import artefacts
-from core.imaging import open_upright
 from core.render import draw_labels
 from core.store import StoreError
+from coral_runtime.decode import DecodeError, decode_image
 from coral_runtime.frames import frame_rgb
 from coral_runtime.interpreter import RuntimeUnavailable
 from pages._shared import preview as pv
@@ -79,15 +79,18 @@ if not any(d != "cpu" for d, _ in choices):
     st.caption("No Coral Edge TPU was found on this machine (USB 1a6e:089a / 18d1:9302, /dev/apex_*).")
 
 pre = manifest.get("preflight") or {}
-if pre.get("summary"):
-    st.caption("Edge TPU preflight: " + pre["summary"].replace("\n", " · "))
+if pre:
+    st.caption("Edge TPU check: " + " ".join(widgets.preflight_sentences(pre)))
 
 is_det = predictor.task == "detection"
 ctl = st.columns([2, 2, 1])
 with ctl[0]:
     if is_det:
-        threshold = st.slider("Score threshold", 0.0, 1.0, float(round(predictor.score_threshold, 2)), 0.01,
-                              key=pv.THRESHOLD_WIDGET, help="Boxes scoring below this are hidden.")
+        # the model drops boxes below its own minimum (its post-process op): a lower threshold cannot show more
+        floor = pv.built_in_minimum(predictor.score_threshold)
+        threshold = st.slider("Score threshold", floor, 1.0, floor, 0.01, key=pv.THRESHOLD_WIDGET,
+                              help="Boxes scoring below this are hidden. " + pv.minimum_note(floor))
+        st.caption(pv.minimum_note(floor))
     else:
         threshold = st.slider("Minimum score", 0.0, 1.0, 0.0, 0.01, key=pv.THRESHOLD_WIDGET)
 with ctl[1]:
@@ -101,7 +104,7 @@ with ctl[2]:
     window = st.number_input("Latency over last", 5, pv.HISTORY_MAX, 50, step=5, key=pv.WINDOW_WIDGET,
                              help="p50/p95 over this many predictions of this model on this device")
 
-source = st.radio("Photo", SOURCES, horizontal=True, key=pv.SOURCE_WIDGET)
+source = st.radio("Where the photo comes from", SOURCES, horizontal=True, key=pv.SOURCE_WIDGET)
 
 
 def _sample_image() -> tuple[bytes | None, str | None]:
@@ -219,28 +222,29 @@ def _draw(img: Image.Image, pred, window_caption: str = "") -> Image.Image:
 
 
 # Photos go to the predictor as bytes: the same decode (and call) as the robot image's /v1/predict.
-data, note, name = None, None, "the photo"
+data, note, name = None, None, None
 if source == SOURCES[0]:
     data, note = _sample_image()
 elif source == SOURCES[1]:
-    up = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "bmp", "webp"], key=pv.UPLOAD_WIDGET)
+    up = st.file_uploader("Photo to try (JPEG, PNG, BMP or WebP)", type=["jpg", "jpeg", "png", "bmp", "webp"],
+                          key=pv.UPLOAD_WIDGET)
     if up is not None:
         data, name = up.getvalue(), up.name
 elif source == SOURCES[2]:
     shot = st.camera_input("Camera", key=pv.CAMERA_WIDGET)
     if shot is not None:
-        data = shot.getvalue()
+        data, name = shot.getvalue(), "The camera picture"
 else:
     _live_webcam()
 
 image, pred = None, None
 if data is not None:
-    try:
-        image = open_upright(data)
+    try:  # the display copy and the prediction go through the robot image's decode: one plain error
+        image = decode_image(data, None).image
         pred = predictor.predict_bytes(data, threshold=threshold, top_k=int(top_k))
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        st.error(f"Cannot read {name}: {exc}")
-        image = None
+    except DecodeError as exc:
+        st.error(exc.describe(name), icon=":material/broken_image:")
+        image, pred = None, None
 
 if image is not None and pred is not None:
     pv.record(model_id, device, pred)

@@ -155,7 +155,7 @@ def weights_failed(job: Job) -> None:
     if not WEIGHTS_OFFLINE.get():  # first seen: the form proposes "From scratch" from now on
         WEIGHTS_OFFLINE.set(True)
         for preset in PRESETS:
-            st.session_state.pop(f"{KEY}{task}.{preset}.weights", None)
+            state.reset_widget(f"{KEY}{task}.{preset}.weights")
     st.error("**Training did not start: the pretrained ImageNet weights could not be downloaded.** "
              "This computer seems to have no internet access. Train from scratch instead (it needs more "
              "photos and epochs to do as well), or copy the weights file onto this computer.",

@@ -148,3 +148,49 @@ def download_files(folder: str | Path, m: dict[str, Any]) -> list[dict[str, Any]
         if p.is_file():
             out.append({"key": key, "name": name, "data": p.read_bytes(), "mime": mime})
     return out
+
+
+# -- how far the scores can be trusted ----------------------------------------------------
+FEW_PHOTOS = 5  # fewer evaluated photos than this: the scores are not reliable
+
+
+def _count(v) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def evaluated_photos(m: dict) -> int | None:
+    """How many photos the headline scores were measured on, from what the manifest recorded:
+    the evaluation's own count, else the confusion matrix or per-class supports, else the split size."""
+    metrics = m.get("metrics") or {}
+    if _count(metrics.get("n_images")) is not None:
+        return metrics["n_images"]
+    for kind in ("int8", "float"):
+        part = metrics.get(kind) or {}
+        for key in ("n", "num_images"):
+            if _count(part.get(key)) is not None:
+                return part[key]
+        if part.get("confusion_matrix"):
+            return int(sum(sum(row) for row in part["confusion_matrix"]))
+        supports = [_count((c or {}).get("support")) for c in (part.get("per_class") or {}).values()]
+        if supports and None not in supports:
+            return sum(supports)
+    sizes = m.get("dataset") or {}
+    split = metrics.get("split")
+    wanted = ("train", "val", "test") if split == "all" else (split,)
+    found = [_count(sizes.get(s)) for s in wanted]
+    return sum(found) if found and None not in found else None
+
+
+def measured_on(m: dict) -> tuple[str, bool]:
+    """Where the scores were measured, in words, and whether that flatters the model (it trained on them)."""
+    split = (m.get("metrics") or {}).get("split")
+    train_on = (m.get("dataset") or {}).get("train_on") or (m.get("hparams") or {}).get("train_on")
+    if split == "all":
+        return "Measured on all photos, which the model was trained on — this score looks better than it is.", True
+    if split == "train":
+        return ("Measured on the training photos, which the model was trained on (there were no validation or test "
+                "photos) — this score looks better than it is."), True
+    if train_on == "all":
+        return (f"Measured on the {split} photos, which the model was also trained on (*Train on all images*) — "
+                "this score looks better than it is."), True
+    return (f"Measured on the **{split}** split, float Keras model and int8 TFLite model on the same images.", False)

@@ -6,6 +6,7 @@ The only Preview code touching ``st.session_state`` / ``st.cache_resource`` (the
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -91,6 +92,20 @@ def get_predictor(path: str | Path, device: str) -> Predictor:
 def device_choices() -> list[tuple[str, str]]:
     """Each Coral Edge TPU found, then the CPU (re-scanned every 10 s)."""
     return _device_choices()
+
+
+def built_in_minimum(score_threshold: float) -> float:
+    """The lowest score a detector's boxes can have (its post-process op drops the rest), rounded
+    down to the Preview slider's 0.01 steps and kept below 1 so the slider still has a range."""
+    return min(0.99, max(0.0, math.floor(float(score_threshold) * 100 + 1e-6) / 100))
+
+
+def minimum_note(floor: float) -> str:
+    """What the Preview page says about a detector's built-in minimum score."""
+    if floor <= 0:
+        return "This model keeps boxes of any score."
+    return (f"This model drops boxes scoring below {floor:.2f} by itself: that is the *Minimum score* set on "
+            "the Train page when it was trained. To see weaker boxes, train again with a lower Minimum score.")
 
 
 def display_scale(width: int, height: int, max_side: int, min_side: int) -> float:

@@ -79,7 +79,13 @@ def show_import_report(report: dict) -> None:
         st.info(f"{_plural(unlabelled, 'image')} came without labels. You can label them on the Label page.",
                 icon=":material/label:")
     if issues:
-        st.markdown(f"**{_plural(len(issues), 'item')} skipped or repaired** — the reason for each:")
+        ignored = sum(1 for i in issues if i.get("action") == "ignored")
+        handled = len(issues) - ignored
+        parts = [f"{_plural(handled, 'item')} skipped or repaired"] if handled else []
+        if ignored:
+            n_files = int(report.get("files_ignored") or ignored)
+            parts.append(f"{_plural(n_files, 'file')} ignored")
+        st.markdown(f"**{' · '.join(parts)}** — the reason for each:")
         st.dataframe(
             pd.DataFrame(issues, columns=["item", "reason", "action"]),
             hide_index=True,
@@ -90,3 +96,27 @@ def show_import_report(report: dict) -> None:
                 "action": st.column_config.TextColumn("What happened"),
             },
         )
+
+
+def preflight_sentences(pf: dict) -> list[str]:
+    """An Edge TPU check (a preflight report's ``to_dict()``) in plain sentences, one per line."""
+    if pf.get("compilable") is False:
+        fatal = str(pf.get("fatal") or "").rstrip(".")
+        return [f"The Edge TPU compiler will refuse this model: {fatal}." if fatal
+                else "The Edge TPU compiler will refuse this model."]
+    out = []
+    on, total, share = pf.get("ops_on_tpu"), pf.get("total_ops"), pf.get("tpu_share")
+    if isinstance(on, int) and isinstance(total, int) and total:
+        out.append(f"The Edge TPU is expected to run {on} of the model's {total} operations ({on / total:.0%}).")
+    elif isinstance(share, (int, float)):
+        out.append(f"The Edge TPU is expected to run {share:.0%} of the model's operations.")
+    before = pf.get("share_before_postprocess")
+    if pf.get("has_postprocess") and isinstance(before, (int, float)):
+        out.append(f"Before the last step, {before:.0%} of the operations run on the Edge TPU. The last step, "
+                   "which picks the final boxes, always runs on the CPU: that is expected.")
+    first = pf.get("first_cpu_op")
+    if first:
+        reason = str(first.get("reason") or "").rstrip(".")
+        out.append(f"The first operation that runs on the CPU is **{first.get('op')}** (#{first.get('index')})"
+                   + (f": {reason}." if reason else ".") + " It and everything after it run on the CPU.")
+    return out

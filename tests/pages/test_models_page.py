@@ -100,7 +100,7 @@ def test_classification_model_shows_metrics_tables_and_preflight(env, store):
     per_class = next(f for f in frames if "class" in getattr(f, "columns", []))
     assert per_class["class"].tolist() == ["cat", "dog"]
     assert per_class["recall (int8)"].tolist() == [0.5, 1.0]
-    assert "CUSTOM_THING" in texts(at) and "First op that runs on the CPU" in texts(at)
+    assert "The first operation that runs on the CPU is **CUSTOM_THING** (#3): not supported." in texts(at)
     styled = [d for d in at.dataframe if "op" in getattr(d.value, "columns", [])]
     assert styled and styled[0].value["op"].tolist()[3] == "CUSTOM_THING"
     downloads = at.get("download_button")
@@ -133,3 +133,126 @@ def test_detection_model_shows_map_and_pr_curves(env, store):
     per_class = next(d.value for d in at.dataframe if "class" in getattr(d.value, "columns", []))
     assert per_class["AP (int8)"].tolist() == [0.70]
     assert not at.radio  # no confusion matrix for detection
+
+
+def detection_manifest(float_map50: float, int8_map50: float, *, num_images: int | None = 12,
+                       split: str = "test", train_on: str = "split", preflight: dict | None = None,
+                       compiler: dict | None = None) -> dict:
+    def part(v: float) -> dict:
+        d = {"mAP": v / 2, "mAP50": v, "per_class_AP": {"raccoon": v}}
+        if num_images is not None:
+            d["num_images"] = num_images
+        return d
+
+    return {"task": "detection", "labels": ["raccoon"], "input_size": [256, 256],
+            "hparams": {"alpha": 0.35, "epochs": 3, "weights": "none", "train_on": train_on},
+            "metrics": {"float": part(float_map50), "int8": part(int8_map50), "split": split},
+            "dataset": {"train": 11, "val": 1, "test": 1, "train_on": train_on},
+            "preflight": preflight, "compiler": compiler}
+
+
+DET_PREFLIGHT = {  # what coral_runtime.preflight writes for a studio detector (to_dict, ops cut short)
+    "compilable": True, "fatal": None, "tpu_share": 0.9727, "ops_on_tpu": 107, "ops_on_cpu": 3, "total_ops": 110,
+    "first_cpu_op": None, "has_postprocess": True, "share_before_postprocess": 1.0, "already_compiled": False,
+    "summary": "ops before the post-process op on TPU: 100% (the TFLite_Detection_PostProcess op runs on the CPU, "
+               "as expected)\npredicted on Edge TPU: 107 of 110 ops (97%)",
+    "ops": [{"index": 0, "op": "QUANTIZE", "version": 1, "placement": "cpu-edge", "reasons": []},
+            {"index": 1, "op": "CONV_2D", "version": 3, "placement": "tpu", "reasons": []},
+            {"index": 2, "op": "TFLite_Detection_PostProcess", "version": 1, "placement": "cpu-tail",
+             "reasons": []}]}
+
+
+def metric(at: AppTest, label: str):
+    return next(m for m in at.metric if m.label == label)
+
+
+def test_a_zero_change_has_no_arrow_and_one_photo_is_called_unreliable(env, store):
+    from streamlit.proto.Metric_pb2 import Metric as MetricProto
+
+    store.create_project("raccoons", Task.DETECTION)
+    write_model(store, "raccoons", "20260101-000000-eeeeee", detection_manifest(0.0, 0.0, num_images=1))
+    at = page("raccoons")
+    assert not at.exception, at.exception
+    m50 = metric(at, "mAP50 (int8)")
+    assert m50.value == "0.000" and m50.delta == "no change vs float 0.000"
+    assert m50.proto.direction == MetricProto.MetricDirection.NONE
+    assert m50.proto.color == MetricProto.MetricColor.GRAY
+    warnings = " ".join(w.value for w in at.warning)
+    assert "These scores are measured on only 1 photo, so they are not reliable" in warnings, warnings
+    assert "Add more photos" in warnings
+    assert "Measured on the **test** split" in texts(at)
+
+
+def test_a_real_change_keeps_its_arrow_and_enough_photos_no_warning(env, store):
+    from streamlit.proto.Metric_pb2 import Metric as MetricProto
+
+    store.create_project("raccoons", Task.DETECTION)
+    write_model(store, "raccoons", "20260101-000000-ffffff", detection_manifest(0.287, 0.051, num_images=40))
+    at = page("raccoons")
+    m50 = metric(at, "mAP50 (int8)")
+    assert m50.delta == "-0.236 vs float 0.287"
+    assert m50.proto.direction == MetricProto.MetricDirection.DOWN
+    assert "not reliable" not in texts(at)
+
+
+def test_few_photos_are_counted_from_the_confusion_matrix_when_nothing_else_says(env, store):
+    store.create_project("pets", Task.CLASSIFICATION)
+    man = classification_manifest()
+    for kind in ("float", "int8"):
+        man["metrics"][kind] = {**_metrics(0.5), "confusion_matrix": [[1, 0], [1, 0]]}
+        man["metrics"][kind].pop("n")
+    write_model(store, "pets", "20260101-000000-a1a1a1", man)
+    at = page("pets")
+    assert "measured on only 2 photos, so they are not reliable" in texts(at)
+
+
+def test_trained_on_all_photos_says_the_score_flatters(env, store):
+    store.create_project("raccoons", Task.DETECTION)
+    write_model(store, "raccoons", "20260101-000000-a2a2a2",
+                detection_manifest(0.287, 0.051, num_images=13, split="all", train_on="all"))
+    at = page("raccoons")
+    assert not at.exception, at.exception
+    said = " ".join(w.value for w in at.warning)
+    assert ("Measured on all photos, which the model was trained on — this score looks better than it is."
+            in said), said
+    assert "**all** split" not in texts(at)
+
+
+def test_edge_tpu_check_in_sentences_and_how_to_compile(env, store, monkeypatch):
+    from coral_runtime import compiler
+
+    monkeypatch.setattr(compiler, "find_compiler", lambda path=None: None)  # as on a machine without it
+    store.create_project("raccoons", Task.DETECTION)
+    folder = write_model(store, "raccoons", "20260101-000000-a3a3a3",
+                         detection_manifest(0.7, 0.69, preflight=DET_PREFLIGHT, compiler=None))
+    at = page("raccoons")
+    assert not at.exception, at.exception
+    ok = at.success[0].value
+    # separate sentences (paragraphs), each starting with a capital letter, no run-together summary
+    sentences = ok.split("\n\n")
+    assert sentences[0] == "The Edge TPU is expected to run 107 of the model's 110 operations (97%)."
+    assert sentences[1].startswith("Before the last step, 100% of the operations run on the Edge TPU.")
+    assert "which picks the final boxes, always runs on the CPU: that is expected" in sentences[1]
+    assert all(s[0].isupper() for s in sentences)
+    assert "predicted on Edge TPU" not in ok and "as expected) predicted" not in texts(at)
+    said = texts(at)
+    assert "**Not compiled for the Edge TPU.**" in said
+    assert "`edgetpu_compiler`) is not installed on this computer" in said
+    assert "apt-get install edgetpu-compiler" in said
+    code = "\n".join(c.value for c in at.code)
+    assert f"python -m core compile {folder}" in code
+    assert compiler.DOCKERFILE in code  # the container recipe, as coral_runtime.compiler gives it
+    assert "docker build -t studio-edgetpu-compiler ." in code
+    assert any(e.label.startswith("Or use the compiler container") for e in at.expander)
+
+
+def test_a_compiled_model_says_so(env, store):
+    store.create_project("raccoons", Task.DETECTION)
+    write_model(store, "raccoons", "20260101-000000-a4a4a4", detection_manifest(
+        0.7, 0.69, preflight=DET_PREFLIGHT,
+        compiler={"ok": True, "version": "16.0.384591198", "total_ops": 110, "ops_on_tpu": 107}))
+    at = page("raccoons")
+    assert not at.exception, at.exception
+    said = texts(at)
+    assert "Compiled for the Edge TPU: 107 of 110 operations on the Edge TPU." in said
+    assert "Not compiled" not in said and "python -m core compile" not in "\n".join(c.value for c in at.code)

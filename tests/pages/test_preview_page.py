@@ -235,8 +235,9 @@ def test_live_webcam_in_a_real_browser(studio: Store, tmp_path: Path, output_dir
     assert "Traceback" not in server_log, server_log[-3000:]
 
 
-@pytest.fixture
-def det_studio(env: Path, tmp_path: Path) -> Store:
+def _det_studio(env: Path, tmp_path: Path, score_threshold: float) -> Store:
+    """A detection project and a tiny detector whose manifest records ``score_threshold`` (the
+    trainer's *Minimum score*; the tiny detector's own post-process op keeps boxes from 0.05)."""
     from core.boxes import Box
 
     store = Store(env)
@@ -248,20 +249,74 @@ def det_studio(env: Path, tmp_path: Path) -> Store:
     store.add_images(project, items)
     M.write_artefact(store.root / "models" / "20260101-000000-def456", M.tiny_detector(tmp_path),
                      task="detection", labels=["raccoon", "cat"], input_size=32, resize="letterbox",
-                     extra={"project": "critters"})
+                     extra={"project": "critters", "detection": {"score_threshold": score_threshold,
+                                                                 "iou_threshold": 0.5, "max_detections": 5}})
     return store
+
+
+@pytest.fixture
+def det_studio(env: Path, tmp_path: Path) -> Store:
+    return _det_studio(env, tmp_path, 0.05)  # the minimum baked into the tiny detector's op
 
 
 def test_detection_boxes_and_live_threshold(det_studio):
     at = _page().run()
     assert not at.exception, at.exception
-    assert at.slider(key="studio.preview.threshold").value == pytest.approx(0.3)
-    at = at.slider(key="studio.preview.threshold").set_value(0.0).run()
-    assert not at.exception, at.exception
+    slider = at.slider(key="studio.preview.threshold")
+    assert slider.value == pytest.approx(0.05) and slider.min == pytest.approx(0.05)
     md = " ".join(m.value for m in at.markdown)
-    assert "object(s) at score ≥ 0.00" in md
+    assert "object(s) at score ≥ 0.05" in md
     n = int(md.split("**")[1])
-    assert n > 0  # an untrained head still scores above 0: boxes are listed and drawn
+    assert n > 0  # an untrained head still scores above its minimum: boxes are listed and drawn
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == n
     at = at.slider(key="studio.preview.threshold").set_value(1.0).run()
     assert "**0** object(s)" in " ".join(m.value for m in at.markdown)
+
+
+def test_score_threshold_starts_at_the_models_own_minimum(env, tmp_path):
+    """A detector trained with Minimum score 0.30 drops lower boxes itself: the slider cannot go
+    below 0.30, and the page says where that minimum comes from."""
+    _det_studio(env, tmp_path, 0.3)
+    at = _page().run()
+    assert not at.exception, at.exception
+    slider = at.slider(key="studio.preview.threshold")
+    assert slider.min == pytest.approx(0.3) and slider.value == pytest.approx(0.3) and slider.max == 1.0
+    captions = " ".join(c.value for c in at.caption)
+    assert "This model drops boxes scoring below 0.30 by itself" in captions, captions
+    assert "*Minimum score* set on the Train page" in captions
+    assert "drops boxes scoring below 0.30" in slider.help
+
+
+def _upload(studio_at: AppTest, name: str, data: bytes, mime: str = "image/jpeg") -> AppTest:
+    at = studio_at.radio(key="studio.preview.source").set_value("Upload a photo").run()
+    assert not at.exception, at.exception
+    return at.file_uploader(key="studio.preview.upload").set_value((name, data, mime)).run()
+
+
+def test_upload_of_a_non_photo_says_so_plainly(studio):
+    at = _page().run()
+    at = _upload(at, "fake.jpg", b"this is a text file, not a photo\n")
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert errors == ["fake.jpg is not a photo the studio can read (JPEG, PNG, BMP, WebP …)."], errors
+    assert not any(bad in errors[0] for bad in ("0x", "BytesIO", "<", "identify"))
+    assert not at.metric  # no prediction for it
+    # the choice and the uploader have their own labels
+    assert at.radio(key="studio.preview.source").label == "Where the photo comes from"
+    assert at.file_uploader(key="studio.preview.upload").label == "Photo to try (JPEG, PNG, BMP or WebP)"
+
+
+def test_upload_of_a_damaged_photo_says_so_plainly(studio):
+    whole = _jpeg(M.colour_images(1, seed=1)[0][1])  # a PNG
+    at = _upload(_page().run(), "cut.png", whole[: len(whole) // 2], "image/png")
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert errors == ["cut.png is damaged or incomplete, so it cannot be read as a photo. Try another copy of it."]
+
+
+def test_upload_of_a_good_photo_is_predicted(studio):
+    red = next(im for lbl, im in M.colour_images(1, seed=5) if lbl == "red")
+    at = _upload(_page().run(), "red.png", _jpeg(red), "image/png")
+    assert not at.exception, at.exception
+    assert not at.error
+    assert "**red**" in " ".join(m.value for m in at.markdown)
