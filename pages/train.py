@@ -70,20 +70,22 @@ def render_job(job: Job) -> None:
     if job.state is JobState.QUEUED:
         st.info("Waiting for the job before it to finish. It starts on its own.", icon=":material/schedule:")
     fraction = min(max(job.progress or 0.0, 0.0), 1.0)
+    events = runner.events(job.id)
+    left = sj.seconds_left(job, events)
     parts = [f"{fraction * 100:.0f}%"]
     if job.total_epochs:
         parts.append(f"epoch {job.epoch or 0}/{job.total_epochs}")
-    if job.active and job.eta is not None:
-        parts.append(f"about {sj.format_seconds(job.eta)} left")
+    if left is not None:
+        parts.append(f"about {sj.format_seconds(left)} left")
     st.progress(fraction, text=" · ".join(parts))
     c1, c2, c3 = st.columns(3)
     c1.metric("Epoch", f"{job.epoch or 0} / {job.total_epochs}" if job.total_epochs else "–")
     c2.metric("Running for" if job.active else "Ran for", sj.format_seconds(job.duration))
-    c3.metric("Time left", sj.format_seconds(job.eta) if job.active else "–")
+    c3.metric("Time left", sj.format_seconds(left) if left is not None else "–")
     if job.message and job.state is not JobState.FAILED:  # a failure is shown above, in full
         st.caption(job.message)
 
-    curves = sj.epoch_curves(runner.events(job.id))
+    curves = sj.epoch_curves(events)
     if curves:
         df = pd.DataFrame(curves).sort_index()
         df.index.name = "epoch"

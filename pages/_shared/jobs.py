@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 import streamlit as st
@@ -171,6 +172,18 @@ def result_metric(job: Job, store: Store | None = None) -> tuple[str, float] | N
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return key, float(v)
     return None
+
+
+def seconds_left(job: Job, events: list[dict], now: float | None = None) -> float | None:
+    """The time left of an active job: its last estimate counted down since it was made. A trainer
+    reports at batch and epoch ends; between reports (a slow first batch, a long validation) the
+    estimate would otherwise stand still."""
+    if not job.active:
+        return None
+    last = next((e for e in reversed(events) if e.get("type") == "progress" and e.get("eta") is not None), None)
+    if last is None or last.get("time") is None:
+        return job.eta
+    return max(0.0, float(last["eta"]) - ((time.time() if now is None else now) - float(last["time"])))
 
 
 def weak_result_hint(metric: str, value: float, n_classes: int) -> str | None:

@@ -254,6 +254,25 @@ def test_weak_result_hint(metric, value, classes, weak):
         assert "has not learned much yet" in hint and "more epochs" in hint
 
 
+def test_time_left_counts_down_between_reports():
+    from core.jobs import Job
+    from pages._shared.jobs import seconds_left
+
+    def job(state, eta):
+        return Job(id="j", kind="train", project="p", params={}, state=state, progress=0.5, epoch=1,
+                   total_epochs=2, metrics={}, message="", error=None, created=0.0, started=100.0, finished=None,
+                   artefact_id=None, runner="local", eta=eta)
+
+    events = [{"type": "state", "state": "running", "time": 100.0},
+              {"type": "progress", "eta": 60.0, "time": 110.0},
+              {"type": "progress", "epoch": 1, "time": 115.0}]  # a report without an estimate
+    assert seconds_left(job(JobState.RUNNING, 60.0), events, now=110.0) == 60.0
+    assert seconds_left(job(JobState.RUNNING, 60.0), events, now=122.5) == 47.5  # no new report for 12.5 s
+    assert seconds_left(job(JobState.RUNNING, 60.0), events, now=500.0) == 0.0   # late: never negative
+    assert seconds_left(job(JobState.RUNNING, 33.0), events[:1], now=120.0) == 33.0  # nothing to count from
+    assert seconds_left(job(JobState.SUCCEEDED, None), events, now=120.0) is None
+
+
 def test_curve_names_are_words():
     from pages._shared.jobs import metric_name
 
