@@ -41,6 +41,12 @@ def _add_class(store: Store, project: Project) -> None:
     if not name:
         ls.notice("Type a name for the new class first.", "warning")
         return
+    same = next((c for c in store.label_map(project).names if c.casefold() == name.casefold()), None)
+    if same is not None:  # "Raccoon" beside "raccoon" would split one kind of object in two
+        ls.notice(f"There is already a class **{same}**: it is selected for new boxes.", "warning")
+        ls.set_value(ls.CLASS_WIDGET, same)
+        ls.set_value(ls.NEW_CLASS_WIDGET, "")
+        return
     try:
         store.add_class(project, name)
     except StoreError as exc:
@@ -229,10 +235,10 @@ def _progress(store: Store, project: Project, where) -> None:
 
 
 def _add_class_row(store: Store, project: Project, where) -> None:
-    a, b = where.columns([3, 1], vertical_alignment="bottom")
-    a.text_input("New class", key=ls.NEW_CLASS_WIDGET, placeholder="e.g. raccoon")
-    b.button("Add class", key=ls.P + "add_class", on_click=_add_class, args=(store, project),
-             icon=":material/add:", width="stretch")
+    # stacked: beside the canvas the panel is too narrow for the button's label next to the field
+    where.text_input("New class", key=ls.NEW_CLASS_WIDGET, placeholder="e.g. raccoon")
+    where.button("Add class", key=ls.P + "add_class", on_click=_add_class, args=(store, project),
+                 icon=":material/add:", width="stretch")
 
 
 def _conflict_box(store: Store, project: Project) -> None:

@@ -221,6 +221,19 @@ def test_add_class_on_the_spot_becomes_current(detection):
     assert store.get_image(project, ids[0]).boxes[0].label == "fox"
 
 
+def test_add_class_without_a_name_or_twice_is_explained(detection):
+    store, project, ids = detection
+    at = _app()
+    _button(at, "add_class").click().run()
+    assert any("Type a name for the new class first" in w.value for w in at.warning)
+    at.text_input(key="studio.label.new_class").input("Raccoon").run()
+    _button(at, "add_class").click().run()
+    assert not at.exception
+    assert store.label_map(project).names.count("raccoon") == 1 and "Raccoon" not in store.label_map(project)
+    assert any("There is already a class **raccoon**" in w.value for w in at.warning)
+    assert at.radio(key="studio.label.class").value == "raccoon"
+
+
 def test_empty_project_and_no_classes(env: Path, store: Store, raccoon_dir: Path):
     project = store.create_project("empty", Task.DETECTION)
     at = _app()
