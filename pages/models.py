@@ -11,6 +11,7 @@ import streamlit as st
 from core import artefacts
 from core.training import report
 from coral_runtime import compiler
+from pages._shared import jobs as sj
 from pages._shared import selection, state, widgets
 
 KEY = "studio.models."
@@ -115,8 +116,10 @@ with tab_curves:
         for title, frame in (("Loss", loss), ("Metrics", other)):
             if frame.empty:
                 continue
+            frame = frame.assign(metric=frame["metric"].map(sj.metric_name))
             chart = alt.Chart(frame).mark_line(point=True).encode(
-                x=alt.X("epoch:Q", title="epoch"), y=alt.Y("value:Q", title=title.lower()),
+                x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
+                y=alt.Y("value:Q", title=title.lower(), axis=alt.Axis(tickCount=6)),
                 color=alt.Color("metric:N", title=None), tooltip=["epoch", "metric", "value"],
             ).properties(title=title, height=260)
             st.altair_chart(chart, width="stretch")

@@ -42,7 +42,7 @@ def _model_label(m: dict) -> str:
     metrics = (m.get("metrics") or {}).get("int8") or {}
     if m.get("task") == "detection":
         score = metrics.get("mAP50")
-        what = f"mAP@0.5 {score:.2f}" if isinstance(score, (int, float)) else "detection"
+        what = f"mAP50 {score:.2f}" if isinstance(score, (int, float)) else "detection"
     else:
         score = metrics.get("accuracy")
         what = f"accuracy {score:.0%}" if isinstance(score, (int, float)) else "classification"
