@@ -71,7 +71,8 @@ if rows:
         many = "no photos at all" if n_eval == 0 else f"only {n_eval} photo{'s' if n_eval != 1 else ''}"
         st.warning(f"These scores are measured on {many}, so they are not reliable: one photo more or less "
                    "changes them a lot. Add more photos (or move some to the test split on the Dataset page) "
-                   f"so that at least {report.FEW_PHOTOS} — better 20 or more — are kept for testing, and train again.",
+                   f"so that at least {report.FEW_PHOTOS} — better 20 or more — are kept for testing, and train "
+                   "again.",
                    icon=":material/warning:")
 else:
     st.warning("This model has no evaluation metrics.")

@@ -275,7 +275,8 @@ if image is not None and pred is not None:
     s = pv.stats(model_id, device, int(window))
     st.subheader("Speed")
     m1, *window_cols = st.columns(4)
-    m1.metric("This photo", f"{pred.latency_ms:.1f} ms", help="the whole prediction: image decode, resize, invoke, output decoding")
+    m1.metric("This photo", f"{pred.latency_ms:.1f} ms",
+              help="the whole prediction: image decode, resize, invoke, output decoding")
     _window_metrics(window_cols, s.n, s.p50, s.p95, s.invoke_p50)
     _ran_on(pred.device, pred.fallback_reason)
     if st.button("Run 20 more times", key=pv.RUNS_WIDGET,

@@ -239,8 +239,9 @@ if not errors:
         if WEIGHTS_OFFLINE.get():
             st.caption(":material/cloud_off: The ImageNet weights could not be downloaded earlier (no internet?): "
                        "*From scratch* is proposed.")
-        weights_file = st.text_input("Weights file path (only with 'A Keras weights file on the server')", v.get("weights_file", ""),
-                                     key=k + "weights_file", placeholder="/data/weights/mobilenet_v2_….h5")
+        weights_file = st.text_input("Weights file path (only with 'A Keras weights file on the server')",
+                                     v.get("weights_file", ""), key=k + "weights_file",
+                                     placeholder="/data/weights/mobilenet_v2_….h5")
         extras: dict = {}
         if task == "detection":
             st.markdown("**Detection output**")
