@@ -1,6 +1,7 @@
 """Dataset: browse the photos with their labels, check class balance, edit splits, export."""
 
 import math
+import time
 
 import pandas as pd
 import streamlit as st
@@ -88,6 +89,7 @@ if view == "gallery":
         st.caption(f"{total:,} matching images · showing {first + 1:,}–{min(first + PER_PAGE, total):,} "
                    f"· page {page} of {pages:,}")
         records = store.list_images(project, **filters, offset=first, limit=PER_PAGE)
+        link_id = f"{time.time_ns():x}"  # new on every drawing: the Label page follows each click once
         selected = state.selected_images()
         for row in range(0, len(records), COLUMNS):
             cols = st.columns(COLUMNS)
@@ -104,7 +106,8 @@ if view == "gallery":
                     st.checkbox("Select", key=state.PICK_PREFIX + rec.id, on_change=state.toggle_selected,
                                 args=(rec.id,))
                     widgets.page_link(widgets.LABEL_PAGE, "Edit labels", ":material/edit:",
-                                      query_params={"project": project.name, "image": rec.id})
+                                      query_params={"project": project.name, "image": rec.id,
+                                                    "link": link_id})
         s = st.columns([2, 2, 4])
         s[0].button("Select this page", key="studio.dataset.select_page", icon=":material/select_all:",
                     on_click=state.select_images, args=([r.id for r in records],))

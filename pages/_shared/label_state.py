@@ -91,7 +91,9 @@ EPOCH: StateKey[int] = StateKey(P + "epoch", lambda: 0)
 CONFLICT: StateKey[Conflict | None] = StateKey(P + "conflict", lambda: None)
 NOTICES: StateKey[list[tuple[str, str]]] = StateKey(P + "notices", list)
 GRID_SELECTED: StateKey[set[str]] = StateKey(P + "grid_selected", set)
-LAST_QUERY: StateKey[tuple[str | None, str | None] | None] = StateKey(P + "last_query", lambda: None)
+QUERY_READ: StateKey[bool] = StateKey(P + "query_read", lambda: False)
+LAST_LINK: StateKey[str | None] = StateKey(P + "last_link", lambda: None)
+LINK_PARAM = "link"  # a link's own id in the URL (see read_query)
 PENDING_IMAGE: StateKey[str | None] = StateKey(P + "pending_image", lambda: None)
 LAST_FILTERS: StateKey[tuple | None] = StateKey(P + "last_filters", lambda: None)
 
@@ -246,23 +248,22 @@ def clear_picks() -> None:
 
 
 # -- the URL (reload keeps the project and image) -------------------------------------------
-def _query() -> tuple[str | None, str | None]:
-    image = st.query_params.get("image")
-    return st.query_params.get("project"), image[:12] if image else None
-
-
 def read_query() -> str | None:
-    """The project named in the URL when the URL is new to this page: a reload, a bookmark, or a
-    link from another page ("Edit labels" on the Dataset page) — not the URL this page wrote
-    itself, nor one already followed (the project picker may have moved on since).
+    """The project named in the URL when the URL is a way in: a session's first run (a reload, a
+    bookmark) or a link from another page ("Edit labels" on the Dataset page), which carries a
+    fresh ``link`` value each time it is drawn. Not the URL this page writes itself: a rerun can
+    arrive with the URL of a moment ago (the canvas reporting while the browser's address is being
+    updated), and following it would reopen the previous photo.
 
     The image named there is kept for :func:`pop_pending_image`."""
-    q = _query()
-    if q == LAST_QUERY.get() or q == (None, None):
+    first = not QUERY_READ.get()
+    QUERY_READ.set(True)
+    link = st.query_params.get(LINK_PARAM)
+    if not first and (not link or link == LAST_LINK.get()):
         return None
-    LAST_QUERY.set(q)
+    LAST_LINK.set(link)
     PENDING_IMAGE.set(st.query_params.get("image"))
-    return q[0]
+    return st.query_params.get("project")
 
 
 def pop_pending_image() -> str | None:
@@ -280,7 +281,6 @@ def write_query(project: Project, image_id: str | None) -> None:
             not image_id and "image" in st.query_params):
         st.query_params.clear()
         st.query_params.update(want)
-    LAST_QUERY.set(_query())
 
 
 # -- cached display images ------------------------------------------------------------------

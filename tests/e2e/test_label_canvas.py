@@ -283,7 +283,12 @@ def test_a_drawn_box_survives_leaving_the_page_and_edit_links_open_their_photo(p
     # a photo the Label page's filters hide (only unlabelled photos shown; ids[0] has boxes)
     page.get_by_label("Status", exact=True).click()
     page.get_by_role("option", name="Unlabelled", exact=True).click()
-    wait_idle(page)
+    page.get_by_text("Photo (of 2)").wait_for()
+    wait_idle(page, quiet=2.0)  # the new photo's canvas has reported: the filter must stay
+    assert page.get_by_text("Photo (of 2)").is_visible()
+    status = page.locator(".st-key-studio-label-f_status")
+    assert "Unlabelled" in (status.inner_text() + " " + " ".join(
+        i.input_value() for i in status.locator("input").all())), status.inner_html()[:400]
     edit_labels(ids[0])
     page.get_by_text("2 boxes", exact=True).wait_for()
     assert len(boxes()) == 2 and "Traceback" not in studio.log()
