@@ -213,4 +213,10 @@ def test_each_photo_links_to_the_label_page(demo):
     from urllib.parse import parse_qs
 
     first = _picks(at)[0].key.rsplit(".", 1)[1]
-    assert parse_qs(links[0].proto.query_string) == {"project": [project.name], "image": [first]}
+    q = parse_qs(links[0].proto.query_string)
+    assert q["project"] == [project.name] and q["image"] == [first]
+    # a link id, new on each drawing of the page, so that the Label page follows each click once
+    assert len(q["link"]) == 1 and {parse_qs(x.proto.query_string)["link"][0] for x in links} == set(q["link"])
+    at.run()
+    again = [e for e in at.main.get("page_link") if "Edit labels" in e.proto.label]
+    assert parse_qs(again[0].proto.query_string)["link"] != q["link"]
