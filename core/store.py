@@ -92,8 +92,8 @@ class ConflictError(StoreError):
 
     def __init__(self, image_id: str, expected: int, actual: int):
         super().__init__(
-            f"This image was changed elsewhere (revision {actual}, you edited revision {expected}). "
-            "Reload it to see the other changes before editing again."
+            f"This image was changed elsewhere since it was opened (now at revision {actual}, the edit was "
+            f"made on revision {expected}). Load the latest version before editing again."
         )
         self.image_id, self.expected, self.actual = image_id, expected, actual
 

@@ -16,6 +16,8 @@ from pages._shared import label_state as ls
 from pages._shared import state, widgets
 
 STROKE = 2
+NOTICE_ICONS = {"info": ":material/info:", "success": ":material/check_circle:", "warning": ":material/warning:",
+                "error": ":material/error:"}
 NO_CLASS = "— no class —"
 
 
@@ -44,7 +46,7 @@ def _add_class(store: Store, project: Project) -> None:
     same = next((c for c in store.label_map(project).names if c.casefold() == name.casefold()), None)
     if same is not None:  # "Raccoon" beside "raccoon" would split one kind of object in two
         ls.notice(f"There is already a class **{same}**: it is selected for new boxes.", "warning")
-        ls.set_value(ls.CLASS_WIDGET, same)
+        ls.choose_class(same)
         ls.set_value(ls.NEW_CLASS_WIDGET, "")
         return
     try:
@@ -52,7 +54,7 @@ def _add_class(store: Store, project: Project) -> None:
     except StoreError as exc:
         ls.notice(str(exc), "error")
         return
-    ls.set_value(ls.CLASS_WIDGET, name)
+    ls.choose_class(name)
     ls.set_value(ls.NEW_CLASS_WIDGET, "")
     ls.notice(f"Class **{name}** added: new boxes get it.", "success")
 
@@ -245,7 +247,8 @@ def _conflict_box(store: Store, project: Project) -> None:
     c = ls.conflict()
     if c is None:
         return
-    st.error("**Not saved: someone else changed this photo.** " + c.message,
+    st.error("**Not saved: someone else changed this photo** (in another tab or window) after you opened it. "
+             "**Load their version** to see their change, or **Keep mine** to replace it with yours.",
              icon=":material/sync_problem:")
     a, b, _ = st.columns([1, 1, 2])
     a.button("Load their version", key=ls.P + "load_theirs", on_click=_load_theirs,
@@ -310,12 +313,12 @@ def detection_page(store: Store, project: Project) -> None:
     # the class new boxes get, and adding a class on the spot
     left, right = st.columns([3, 2], vertical_alignment="bottom")
     if classes:
-        ls.ensure_choice(ls.CLASS_WIDGET, classes, classes[0])
+        class_key = ls.class_widget_key()
+        ls.ensure_choice(class_key, classes, classes[0])
         if len(classes) <= 8:
-            current_class = left.radio("Class for new boxes", classes, key=ls.CLASS_WIDGET,
-                                       horizontal=True)
+            current_class = left.radio("Class for new boxes", classes, key=class_key, horizontal=True)
         else:
-            current_class = left.selectbox("Class for new boxes", classes, key=ls.CLASS_WIDGET)
+            current_class = left.selectbox("Class for new boxes", classes, key=class_key)
     else:
         current_class = ""
         left.warning("Add a class to start drawing boxes.", icon=":material/label_off:")
@@ -526,8 +529,8 @@ def main() -> None:
     st.title("Label")
     project = widgets.require_project()
     widgets.show_flashes()
-    for kind, msg in ls.pop_notices():
-        getattr(st, kind)(msg)
+    for kind, msg in ls.pop_notices():  # toasts: they outlive the reruns the canvas triggers on its own
+        st.toast(msg, icon=NOTICE_ICONS.get(kind), duration="long" if kind in ("warning", "error") else "short")
     if project.task == Task.DETECTION:
         detection_page(store, project)
     else:

@@ -22,7 +22,7 @@ P = PREFIX + "label."
 
 # widget keys
 CANVAS_PREFIX = P + "canvas."          # + epoch: a fresh canvas for every (re)load
-CLASS_WIDGET = P + "class"             # the class new boxes get
+CLASS_WIDGET = P + "class"             # + "." + version: the class new boxes get (see choose_class)
 NEW_CLASS_WIDGET = P + "new_class"
 FILTER_SPLIT = P + "f_split"
 FILTER_CLASS = P + "f_class"
@@ -92,6 +92,7 @@ CONFLICT: StateKey[Conflict | None] = StateKey(P + "conflict", lambda: None)
 NOTICES: StateKey[list[tuple[str, str]]] = StateKey(P + "notices", list)
 GRID_SELECTED: StateKey[set[str]] = StateKey(P + "grid_selected", set)
 QUERY_READ: StateKey[bool] = StateKey(P + "query_read", lambda: False)
+CLASS_VERSION: StateKey[int] = StateKey(P + "class_version", lambda: 0)
 LAST_LINK: StateKey[str | None] = StateKey(P + "last_link", lambda: None)
 LINK_PARAM = "link"  # a link's own id in the URL (see read_query)
 PENDING_IMAGE: StateKey[str | None] = StateKey(P + "pending_image", lambda: None)
@@ -108,6 +109,19 @@ def set_current(image_id: str | None) -> None:
     if image_id != CURRENT.get():
         CURRENT.set(image_id)
         CONFLICT.set(None)
+
+
+def class_widget_key() -> str:
+    """The key of the "Class for new boxes" selector (it changes when the page picks a class)."""
+    return f"{CLASS_WIDGET}.{CLASS_VERSION.get()}"
+
+
+def choose_class(name: str) -> None:
+    """Make ``name`` the class for new boxes (in a callback). A new selector is drawn: the browser
+    may still send the old one's value with a rerun already on its way (a canvas report), which
+    would undo a value set on the same selector."""
+    CLASS_VERSION.set(CLASS_VERSION.get() + 1)
+    st.session_state[class_widget_key()] = name
 
 
 def notice(message: str, kind: str = "info") -> None:

@@ -72,8 +72,13 @@ def _button(at: AppTest, key_suffix: str):
     return at.button(key=f"studio.label.{key_suffix}")
 
 
+def _class_choice(at: AppTest) -> str:
+    """The "Class for new boxes" selector's value (its key changes when the page picks a class)."""
+    return next(r for r in at.radio if r.label == "Class for new boxes").value
+
+
 def _texts(at: AppTest) -> str:
-    return " ".join(str(e.value) for e in [*at.error, *at.info, *at.success, *at.warning,
+    return " ".join(str(e.value) for e in [*at.error, *at.info, *at.success, *at.warning, *at.toast,
                                            *at.markdown, *at.caption])
 
 
@@ -164,7 +169,7 @@ def test_concurrent_edit_is_refused_and_reported(detection):
     # the other session, without a pending change, just follows
     other.run()
     assert other.session_state[SYNC].baseline == list(mine.annotations)
-    assert any("changed in another session" in i.value for i in other.info)
+    assert any("changed in another session" in t.value for t in other.toast)
     assert not at.exception and not other.exception
 
 
@@ -216,7 +221,7 @@ def test_add_class_on_the_spot_becomes_current(detection):
     at.text_input(key="studio.label.new_class").input("fox").run()
     _button(at, "add_class").click().run()
     assert "fox" in store.label_map(project)
-    assert at.radio(key="studio.label.class").value == "fox"
+    assert _class_choice(at) == "fox"
     _draw(at, [{"label": "fox", "left": 20, "top": 30, "width": 100, "height": 80}])
     assert store.get_image(project, ids[0]).boxes[0].label == "fox"
 
@@ -225,13 +230,16 @@ def test_add_class_without_a_name_or_twice_is_explained(detection):
     store, project, ids = detection
     at = _app()
     _button(at, "add_class").click().run()
-    assert any("Type a name for the new class first" in w.value for w in at.warning)
-    at.text_input(key="studio.label.new_class").input("Raccoon").run()
+    assert any("Type a name for the new class first" in t.value for t in at.toast)
+    at.text_input(key="studio.label.new_class").input("fox").run()
+    _button(at, "add_class").click().run()
+    assert _class_choice(at) == "fox"
+    at.text_input(key="studio.label.new_class").input("Raccoon ").run()
     _button(at, "add_class").click().run()
     assert not at.exception
     assert store.label_map(project).names.count("raccoon") == 1 and "Raccoon" not in store.label_map(project)
-    assert any("There is already a class **raccoon**" in w.value for w in at.warning)
-    assert at.radio(key="studio.label.class").value == "raccoon"
+    assert any("There is already a class **raccoon**" in t.value for t in at.toast)
+    assert _class_choice(at) == "raccoon"
 
 
 def test_empty_project_and_no_classes(env: Path, store: Store, raccoon_dir: Path):
@@ -311,7 +319,7 @@ def test_model_suggestions_are_unreviewed_until_accepted(detection, monkeypatch)
     assert [(a.box, a.reviewed) for a in rec.boxes] == [
         (Box(5, 5, 40, 40), True), (Box(100, 80, 300, 260), False),
         (Box(500, 300, rec.width, rec.height), False)]
-    assert not rec.reviewed and any("suggested" in i.value for i in at.info)
+    assert not rec.reviewed and any("suggested" in t.value for t in at.toast)
     assert at.session_state["studio.label.sync"].shown == list(rec.annotations)  # redrawn
     _button(at, "accept").click().run()
     assert store.get_image(project, ids[0]).reviewed
@@ -398,5 +406,5 @@ def test_accept_and_next_walks_through_suggestions(detection):
     assert _current(at) == ids[3] and store.get_image(project, ids[1]).reviewed
     _button(at, "accept_next").click().run()
     assert store.get_image(project, ids[3]).reviewed
-    assert any("Every photo here is reviewed" in s.value for s in at.success)
+    assert any("Every photo here is reviewed" in t.value for t in at.toast)
     assert not at.exception
