@@ -154,10 +154,7 @@ def finished_job(job: Job) -> None:
 
 def weights_failed(job: Job) -> None:
     """The pretrained weights could not be downloaded: say it plainly, offer the way on."""
-    if not WEIGHTS_OFFLINE.get():  # first seen: the form proposes "From scratch" from now on
-        WEIGHTS_OFFLINE.set(True)
-        for preset in PRESETS:
-            state.reset_widget(f"{KEY}{task}.{preset}.weights")
+    WEIGHTS_OFFLINE.set(True)  # the form proposes "From scratch" from now on
     st.error("**Training did not start: the pretrained ImageNet weights could not be downloaded.** "
              "This computer seems to have no internet access. Train from scratch instead (it needs more "
              "photos and epochs to do as well), or copy the weights file onto this computer.",
@@ -204,10 +201,13 @@ if not errors:
                 f"(train {stats['per_split'].get('train', 0)}, val {stats['per_split'].get('val', 0)}, "
                 f"test {stats['per_split'].get('test', 0)}).")
     preset = st.radio("Preset", list(PRESETS), format_func=PRESETS.get, horizontal=True, key=f"{KEY}preset")
-    v = {**preset_values(preset), **LAST_SETTINGS.get().get(f"{task}.{preset}", {})}
+    recent = runner.list(limit=50)  # newest first: this session's or an earlier one's last runs
+    last = LAST_SETTINGS.get().get(f"{task}.{preset}") or sj.last_settings(recent, project.name, task, preset)
+    v = {**preset_values(preset), **last}
     k = f"{KEY}{task}.{preset}."  # each preset/task keeps its own widget values
+    offline = WEIGHTS_OFFLINE.get() or sj.imagenet_download_failed(recent)
     weights_default = v.get("weights_choice") or ("imagenet" if v["weights"] == "imagenet" else "none")
-    if WEIGHTS_OFFLINE.get() and weights_default == "imagenet":
+    if offline and weights_default == "imagenet":
         weights_default = "none"
     with st.form(f"{KEY}form", border=True):
         st.markdown("**Settings**")
@@ -234,9 +234,11 @@ if not errors:
                                 key=k + "train_all",
                                 help="Uses every labelled photo for training. The reported accuracy is then "
                                      "measured on photos the model has seen, so it looks better than it is.")
+        # a new selector once the download has failed: the browser would keep showing ImageNet otherwise
         weights_choice = st.radio("Starting weights", list(WEIGHTS), format_func=WEIGHTS.get,
-                                  index=list(WEIGHTS).index(weights_default), key=k + "weights")
-        if WEIGHTS_OFFLINE.get():
+                                  index=list(WEIGHTS).index(weights_default),
+                                  key=k + ("weights.offline" if offline else "weights"))
+        if offline:
             st.caption(":material/cloud_off: The ImageNet weights could not be downloaded earlier (no internet?): "
                        "*From scratch* is proposed.")
         weights_file = st.text_input("Weights file path (only with 'A Keras weights file on the server')",
@@ -283,8 +285,8 @@ if not errors:
             busy = [j for j in runner.list(limit=50) if j.active and j.kind not in sj.LANES
                     and j.runner != "ray"] if target is runner else []
             try:
-                job_id = target.submit("train", {"task": task, "project": project.name, "hparams": hp},
-                                       project=project.name)
+                job_id = target.submit("train", {"task": task, "project": project.name, "hparams": hp,
+                                                 "preset": preset}, project=project.name)
             except JobError as exc:
                 st.error(str(exc))
             else:
@@ -343,7 +345,8 @@ else:
             "epochs": j.params.get("hparams", {}).get("epochs"),
             "ran on": "Ray cluster" if j.runner == "ray" else "this machine",
             "model": j.artefact_id or "",
-            "message": j.error or j.message,
+            "message": ("Could not download the ImageNet weights (no internet?)"
+                        if pretrained.is_download_failure(j.error) else j.error or j.message),
             "job": j.id,
         })
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")

@@ -174,6 +174,30 @@ def result_metric(job: Job, store: Store | None = None) -> tuple[str, float] | N
     return None
 
 
+def imagenet_download_failed(jobs: list[Job]) -> bool:
+    """Whether the newest ended training that started from ImageNet weights (``jobs`` newest first)
+    failed because they could not be downloaded: this computer is offline, propose "from scratch"."""
+    from core.training.weights import is_download_failure
+
+    for j in jobs:
+        if j.kind == "train" and j.state.finished and (j.params.get("hparams") or {}).get("weights") == "imagenet":
+            return j.state is JobState.FAILED and is_download_failure(j.error)
+    return False
+
+
+def last_settings(jobs: list[Job], project: str, task: str, preset: str) -> dict:
+    """The form values of the newest training of ``project`` started with ``preset`` (``jobs``
+    newest first): its hyperparameters and how its starting weights were chosen. Empty if none."""
+    for j in jobs:
+        p = j.params or {}
+        if j.kind == "train" and j.project == project and p.get("task") == task and p.get("preset") == preset:
+            hp = dict(p.get("hparams") or {})
+            w = str(hp.get("weights") or "none")
+            choice = w if w in ("imagenet", "none") else "file"
+            return {**hp, "weights_choice": choice, "weights_file": w if choice == "file" else ""}
+    return {}
+
+
 def seconds_left(job: Job, events: list[dict], now: float | None = None) -> float | None:
     """The time left of an active job: its last estimate counted down since it was made. A trainer
     reports at batch and epoch ends; between reports (a slow first batch, a long validation) the

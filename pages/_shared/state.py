@@ -66,11 +66,6 @@ def widget_value(key: str, default: Any = None) -> Any:
     return st.session_state.get(key, default)
 
 
-def reset_widget(key: str) -> None:
-    """Forget a widget's value: drawn next (before it is drawn in this run), it shows its default."""
-    st.session_state.pop(key, None)
-
-
 def set_widget_value(key: str, value: Any) -> None:
     """Set a widget's value; only before the widget is drawn in this run, or in a callback."""
     st.session_state[key] = value

@@ -348,6 +348,10 @@ def test_the_last_settings_come_back_after_a_visit_to_another_page(ready, store,
     assert next(s for s in at.selectbox if s.label == "Image size (pixels)").value == 128
     at.radio(key="studio.train.preset").set_value("full").run()  # the other preset keeps its own
     assert next(n for n in at.number_input if n.label == "Epochs").value == 30
+    fresh = page("shapes")  # a reload / another tab: the last run's settings, from the job record
+    assert next(n for n in fresh.number_input if n.label == "Epochs").value == 2
+    assert next(r for r in fresh.radio if r.label == "Starting weights").value == "none"
+    assert next(s for s in fresh.selectbox if s.label == "Image size (pixels)").value == 128
 
 
 def weights_then_train(ctx: JobContext, params: dict) -> str:
@@ -375,6 +379,10 @@ def test_no_internet_for_the_pretrained_weights_offers_training_from_scratch(rea
     assert "no internet access" in shown[0] and "Traceback" not in texts(at)
     assert JobTable(store).get(job.id).message not in [c.value for c in at.caption]  # said once
     assert next(r for r in at.radio if r.label == "Starting weights").value == "none"  # proposed now
+    fresh = page("shapes")  # a reload / another tab knows it too, from the job record
+    assert next(r for r in fresh.radio if r.label == "Starting weights").value == "none"
+    assert any("could not be downloaded earlier" in c.value for c in fresh.caption)
+    assert list(fresh.dataframe[0].value["message"]) == ["Could not download the ImageNet weights (no internet?)"]
     next(b for b in at.button if b.label == "Train from scratch instead").click().run()
     assert not at.exception, at.exception
     newest = JobTable(store).list(project="shapes")[0]
