@@ -106,7 +106,7 @@ report = state.UPLOAD_REPORT.get()
 if report is not None and report.get("project") == project.name:
     st.divider()
     st.subheader("Last import")
-    widgets.show_import_report(report)
+    widgets.show_import_report(report, project.task.value)
     ignored = report.get("files_ignored", 0)
     if ignored:
         st.caption(f"{ignored:,} file{' was' if ignored == 1 else 's were'} neither a photo nor a label file "

@@ -47,8 +47,9 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
-def show_import_report(report: dict) -> None:
-    """Show an ImportReport (``to_dict()``): a verdict, counts, classes and the issues table."""
+def show_import_report(report: dict, task: str | None = None) -> None:
+    """Show an ImportReport (``to_dict()``): a verdict, counts, classes and the issues table.
+    ``task`` (the project's) names the label count: boxes for detection, image labels else."""
     if report.get("refused"):
         st.error(f"Nothing was imported. {report['refused']}", icon=":material/block:")
     added, existing = report.get("images_added", 0), report.get("images_existing", 0)
@@ -69,7 +70,8 @@ def show_import_report(report: dict) -> None:
     cols = st.columns(4)
     cols[0].metric("Images added", f"{added:,}")
     cols[1].metric("Already in the project", f"{existing:,}")
-    cols[2].metric("Boxes" if boxes or not labels else "Image labels", f"{(boxes or labels):,}")
+    as_boxes = task == "detection" if task else bool(boxes or not labels)
+    cols[2].metric("Boxes" if as_boxes else "Image labels", f"{(boxes if as_boxes else labels):,}")
     cols[3].metric("Classes", f"{len(report.get('classes') or []):,}")
     if report.get("classes"):
         new = set(report.get("classes_added") or [])

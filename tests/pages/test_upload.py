@@ -131,6 +131,10 @@ def test_classification_zip_of_class_folders(app, store, digits_dir):
     assert m["Images added"] == "6" and m["Image labels"] == "6" and m["Classes"] == "2"
     stats = store.stats(store.get_project("Digits"))
     assert set(stats["per_class"]) == {"3", "7"}
+    app.file_uploader[0].set_value([("digits.zip", buf.getvalue(), "application/zip")]).run()
+    app.button(key="studio.upload.go").click().run()  # the same zip again: nothing new
+    m = _metrics(app)
+    assert m["Images added"] == "0" and m["Image labels"] == "0" and "Boxes" not in m
 
 
 def test_zip_with_junk_lists_ignored_files_and_plain_reasons(upload_page, store, raccoon_dir):
