@@ -290,6 +290,9 @@ class Store:
         if not new:
             raise StoreError("A class needs a name.")
         with self.connect() as conn, db.transaction(conn):
+            lm = self.label_map(project, conn)
+            if old in lm:
+                self._touch_class_images(conn, project, lm.id_of(old))
             try:
                 cur = conn.execute(
                     "UPDATE classes SET name=? WHERE project_id=? AND name=?", (new, project.id, old)
@@ -298,6 +301,14 @@ class Store:
                 raise StoreError(f"A class named {new!r} already exists.") from None
             if cur.rowcount == 0:
                 raise StoreError(f"No class {old!r}.")
+
+    @staticmethod
+    def _touch_class_images(conn: sqlite3.Connection, project: Project, class_id: int) -> None:
+        """A new revision for every image labelled with ``class_id``: an editor that has one open
+        (the Label page) sees the change instead of saving the old class name back."""
+        conn.execute("UPDATE images SET revision = revision + 1 WHERE project_id=? AND image_id IN "
+                     "(SELECT image_id FROM annotations WHERE project_id=? AND class_id=?)",
+                     (project.id, project.id, class_id))
 
     def delete_class(self, project: Project, name: str, reassign_to: str | None = None) -> int:
         """Delete a class; its annotations move to ``reassign_to`` or are deleted. Returns count."""
@@ -309,6 +320,8 @@ class Store:
             if reassign_to is not None:
                 if reassign_to not in lm or reassign_to == name:
                     raise StoreError(f"Cannot move boxes to {reassign_to!r}.")
+            self._touch_class_images(conn, project, cid)
+            if reassign_to is not None:
                 n = conn.execute(
                     "UPDATE annotations SET class_id=? WHERE project_id=? AND class_id=?",
                     (lm.id_of(reassign_to), project.id, cid),

@@ -61,6 +61,48 @@ VIEWS = {"gallery": ":material/photo_library: Gallery", "classes": ":material/ba
 view = st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, default="gallery", required=True,
                             key="studio.dataset.view", label_visibility="collapsed")
 
+# -- class management (the Classes view) -----------------------------------------------------
+def manage_classes(per_class: dict) -> None:
+    """Rename a class, or delete it (its labels deleted or moved to another class)."""
+    what = "boxes" if detection else "photo labels"
+    with st.expander("Rename or delete a class", icon=":material/edit:"):
+        names = list(per_class)
+        pick = st.selectbox("Class", names, key="studio.dataset.class_pick")
+        used = per_class[pick]["annotations"]
+        left, right = st.columns(2)
+        with left.form("studio.dataset.rename_class", border=True):
+            new = st.text_input("New name", key="studio.dataset.class_new_name")
+            if st.form_submit_button("Rename", icon=":material/edit:"):
+                new = (new or "").strip()
+                clash = next((n for n in names if n.casefold() == new.casefold() and n != pick), None)
+                if clash:
+                    st.error(f"There is already a class **{clash}**. To merge **{pick}** into it, delete "
+                             f"**{pick}** and move its {what} to **{clash}**.")
+                else:
+                    try:
+                        store.rename_class(project, pick, new)
+                    except StoreError as exc:
+                        st.error(str(exc))
+                    else:
+                        state.flash(f"Class **{pick}** is now **{new}**.", "success")
+                        st.rerun()
+        with right.form("studio.dataset.delete_class", border=True):
+            moves = {"": f"delete its {used:,} {what}"} if used else {"": "it has no labels"}
+            moves.update({n: f"move its {used:,} {what} to {n}" for n in names if n != pick and used})
+            target = st.selectbox("And its labels", list(moves), format_func=moves.get,
+                                  key="studio.dataset.class_move_to")
+            sure = st.checkbox(f"Yes, delete the class {pick}", key="studio.dataset.class_delete_sure")
+            if st.form_submit_button("Delete class", icon=":material/delete:"):
+                if not sure:
+                    st.error("Tick the box to confirm first.")
+                else:
+                    n = store.delete_class(project, pick, reassign_to=target or None)
+                    moved = f"; {n:,} {what} moved to **{target}**" if target else (
+                        f"; its {n:,} {what} were deleted" if n else "")
+                    state.flash(f"Class **{pick}** deleted{moved}.", "success")
+                    st.rerun()
+
+
 # -- gallery -----------------------------------------------------------------------------
 if view == "gallery":
     f = st.columns([2, 2, 2, 1])
@@ -141,6 +183,7 @@ elif view == "classes":
             st.caption(f"{unlabelled:,} images have no labels yet; "
                        + ("they teach the model what background looks like." if detection
                           else "they are left out of training until they get a class."))
+        manage_classes(per_class)
 
 # -- split ------------------------------------------------------------------------------
 elif view == "split":

@@ -192,6 +192,8 @@ for msg in warnings:
 if errors:
     widgets.page_link("pages/label.py", "Label images", ":material/label:")
     widgets.page_link("pages/upload.py", "Upload photos", ":material/upload:")
+    widgets.page_link("pages/dataset.py", "Rename or delete classes (Dataset page, Classes view)",
+                      ":material/bar_chart:")
 
 # -- settings ----------------------------------------------------------------------------------------
 if not errors:

@@ -265,7 +265,8 @@ def dataset_problems(stats: dict, task: str) -> tuple[list[str], list[str]]:
     if few:
         errors.append("Too few images for " + ", ".join(f"**{n}** ({c})" for n, c in few.items())
                       + f": each class needs at least {MIN_IMAGES_PER_CLASS} labelled images "
-                      "(some to learn from, some to check the model). Label more, or delete the class.")
+                      "(some to learn from, some to check the model). Label more, or delete the class "
+                      "(Dataset page, Classes view).")
     weak = {n: c for n, c in used.items() if MIN_IMAGES_PER_CLASS <= c < GOOD_IMAGES_PER_CLASS}
     if weak:
         warnings.append("Few images for " + ", ".join(f"**{n}** ({c})" for n, c in weak.items())

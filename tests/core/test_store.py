@@ -67,6 +67,19 @@ def test_delete_class_can_reassign_boxes(store):
     assert labels == ["cat", "pet"]
 
 
+def test_class_changes_give_the_images_concerned_a_new_revision(store):
+    """An editor with such an image open must see the change, not save the old class name back."""
+    p = store.create_project("p", "detection")
+    ids = store.add_images(p, [_img(0, "dog"), _img(1, "cat")]).image_ids
+    rev = {i: store.get_image(p, i).revision for i in ids}
+    store.rename_class(p, "dog", "puppy")
+    assert store.get_image(p, ids[0]).revision == rev[ids[0]] + 1
+    assert store.get_image(p, ids[1]).revision == rev[ids[1]]  # not labelled dog: untouched
+    assert store.delete_class(p, "cat") == 1
+    assert store.get_image(p, ids[1]).revision == rev[ids[1]] + 1 and not store.get_image(p, ids[1]).annotations
+    assert store.label_map(p).names == ["puppy"]
+
+
 def test_revisions_detect_conflicts_and_undo_restores(store):
     p = store.create_project("p", "detection")
     store.add_images(p, [_img(0)])

@@ -134,6 +134,38 @@ def test_classes_tab_chart(demo):
     assert set(table.index) == {"circle", "square", "triangle"}
 
 
+def test_rename_merge_and_delete_classes(demo, store):
+    at, project = demo
+    _view(at, "classes")
+    counts = {n: v["annotations"] for n, v in store.stats(project)["per_class"].items()}
+
+    def form_button(label):
+        return next(b for b in at.button if b.label == label)
+
+    at.selectbox(key="studio.dataset.class_pick").select("circle").run()
+    at.text_input(key="studio.dataset.class_new_name").input("Square ")  # another's name: refused
+    form_button("Rename").click().run()
+    assert any("There is already a class **square**" in e.value for e in at.error)
+    at.text_input(key="studio.dataset.class_new_name").input("ball")
+    form_button("Rename").click().run()
+    assert not at.exception, at.exception
+    assert sorted(store.label_map(project).names) == ["ball", "square", "triangle"]
+    assert any("Class **circle** is now **ball**" in s.value for s in at.success)
+
+    # delete "triangle", moving its boxes to "square" (confirmation first)
+    at.selectbox(key="studio.dataset.class_pick").select("triangle").run()
+    at.selectbox(key="studio.dataset.class_move_to").select("square")
+    form_button("Delete class").click().run()
+    assert any("Tick the box" in e.value for e in at.error) and "triangle" in store.label_map(project)
+    at.selectbox(key="studio.dataset.class_move_to").select("square")
+    at.checkbox(key="studio.dataset.class_delete_sure").check()
+    form_button("Delete class").click().run()
+    assert not at.exception, at.exception
+    after = {n: v["annotations"] for n, v in store.stats(project)["per_class"].items()}
+    assert after == {"ball": counts["circle"], "square": counts["square"] + counts["triangle"]}
+    assert set(at.dataframe[0].value.index) == {"ball", "square"}
+
+
 def _big_project(store, n: int = 10_000, boxes_per_image: int = 10):
     """n distinct real JPEGs (320x240; trailing bytes after EOI make each unique) with boxes."""
     im = Image.new("RGB", (320, 240), (120, 160, 200))
