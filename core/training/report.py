@@ -154,31 +154,19 @@ def download_files(folder: str | Path, m: dict[str, Any]) -> list[dict[str, Any]
 FEW_PHOTOS = 5  # fewer evaluated photos than this: the scores are not reliable
 
 
-def _count(v) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
 def evaluated_photos(m: dict) -> int | None:
-    """How many photos the headline scores were measured on, from what the manifest recorded:
-    the evaluation's own count, else the confusion matrix or per-class supports, else the split size."""
+    """How many photos the headline scores were measured on: the count the evaluation recorded
+    (``n`` for classification, ``num_images`` for detection), else the confusion matrix's total."""
     metrics = m.get("metrics") or {}
-    if _count(metrics.get("n_images")) is not None:
-        return metrics["n_images"]
     for kind in ("int8", "float"):
         part = metrics.get(kind) or {}
         for key in ("n", "num_images"):
-            if _count(part.get(key)) is not None:
-                return part[key]
+            v = part.get(key)
+            if isinstance(v, int) and not isinstance(v, bool):
+                return v
         if part.get("confusion_matrix"):
             return int(sum(sum(row) for row in part["confusion_matrix"]))
-        supports = [_count((c or {}).get("support")) for c in (part.get("per_class") or {}).values()]
-        if supports and None not in supports:
-            return sum(supports)
-    sizes = m.get("dataset") or {}
-    split = metrics.get("split")
-    wanted = ("train", "val", "test") if split == "all" else (split,)
-    found = [_count(sizes.get(s)) for s in wanted]
-    return sum(found) if found and None not in found else None
+    return None
 
 
 def measured_on(m: dict) -> tuple[str, bool]:
