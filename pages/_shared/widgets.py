@@ -7,6 +7,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from core.annotations import Project
+from core.formats.registry import FORMATS
 from pages._shared import state
 
 PROJECTS_PAGE = "pages/projects.py"
@@ -40,7 +41,7 @@ def require_project() -> Project:
     return project
 
 
-FORMAT_NAMES = {"voc": "Pascal VOC", "coco": "COCO", "yolo": "YOLO", "csv": "CSV", "folders": "class folders"}
+FORMAT_NAMES = {name: mod.TITLE for name, mod in FORMATS.items()}  # "voc" -> "Pascal VOC"
 
 
 def _plural(n: int, word: str) -> str:
