@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from core.annotations import SPLITS, Annotation, Project, Task
 from core.boxes import Box
 from core.config import Limits
+from core.formats._common import ANNOTATION_EXT
 from core.formats.base import FormatError, Issue, ParsedImage, ParseResult, RawBox, UnsafeInputError
 from core.formats.registry import FORMATS
 from core.imaging import ImageDecodeError, ImageInfo, probe_image
@@ -33,7 +34,6 @@ Progress = Callable[[float, str], None]
 IMAGES_ONLY = "images"  # pseudo-format: a folder/zip of images without annotations
 MAX_IGNORED_ROWS = 10  # more ignored files than this are reported in groups (one row per reason)
 IGNORED_EXAMPLES = 3  # file names shown in a group's row
-LABEL_LIKE = (".xml", ".json", ".csv", ".tsv", ".yaml", ".yml", ".names")
 SYSTEM_REASON = "hidden files that macOS or Windows add to folders and zips: not part of the dataset"
 
 
@@ -117,7 +117,7 @@ def detect_format(source, task: Task | str | None = None) -> str:
 def ignored_reason(path: str, fmt: str) -> str:
     """Why the import left ``path`` out, in plain words (``fmt``: the format that was read)."""
     ext = PurePosixPath(path).suffix.lower()
-    if ext in LABEL_LIKE:
+    if ext in ANNOTATION_EXT:
         mod = FORMATS.get(fmt)
         how = f"the labels were read as {mod.TITLE}" if mod else "no labels were recognised"
         return f"not a photo or a label file this import could read ({ext} — {how})"

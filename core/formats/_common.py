@@ -151,6 +151,8 @@ def safe_name(name: str) -> str:
 
 
 LABEL_FILES = ("labels.txt", "classes.txt")
+# extensions of annotation files (a .txt is one only when named like a photo: YOLO)
+ANNOTATION_EXT = (".xml", ".json", ".csv", ".tsv", ".yaml", ".yml", ".names")
 
 
 def is_label_file(path: str) -> bool:

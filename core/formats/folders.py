@@ -26,7 +26,6 @@ NAME = "folders"
 TITLE = "class folders"
 TASKS = ("classification",)
 GENERIC = {"images", "imgs", "img", "jpegimages", "photos", "pictures", "pics", "data", "dataset", "upload"}
-ANNOTATION_EXT = (".xml", ".json", ".csv", ".tsv", ".txt", ".yaml", ".yml", ".names")
 
 
 def _classify(images: list[str]) -> dict[str, tuple[str | None, str | None]]:
@@ -65,8 +64,8 @@ def detect(source) -> float:
         score = 0.7 * frac
     else:
         score = 0.1 if next(iter(classes)).lower() in GENERIC else 0.4 * frac
-    if any(_annotates(f, stems) for stems in [{PurePosixPath(i).stem for i in images}]
-           for f in source.files()):
+    stems = {PurePosixPath(i).stem for i in images}
+    if any(_annotates(f, stems) for f in source.files()):
         score *= 0.3
     return score
 
@@ -75,7 +74,7 @@ def _annotates(path: str, image_stems: set[str]) -> bool:
     """Whether ``path`` looks like another format's annotations: an .xml/.json/.csv/… file, or a
     .txt named like a photo (YOLO) — a README.txt or notes.txt is just a note."""
     low = path.lower()
-    if not low.endswith(ANNOTATION_EXT) or C.is_label_file(path):
+    if not low.endswith((*C.ANNOTATION_EXT, ".txt")) or C.is_label_file(path):
         return False
     return not low.endswith(".txt") or PurePosixPath(path).stem in image_stems
 
