@@ -10,16 +10,10 @@ from core.training import weights as pretrained
 from core.training.hparams import ClassificationHParams, DetectionHParams, hparams_for
 from pages._shared import jobs as sj
 from pages._shared import selection, state, widgets
-from pages._shared.state import StateKey
 
 MODELS_PAGE = "pages/models.py"
 REFRESH_SECONDS = 2.0
 KEY = "studio.train."
-# the settings of the last run started, per (task, preset): the form shows them again after a visit
-# to another page (Streamlit forgets the values of widgets that were not on the page)
-LAST_SETTINGS: StateKey[dict] = StateKey(KEY + "last_settings", dict)
-# a download of the ImageNet weights failed in this session: "From scratch" is proposed first
-WEIGHTS_OFFLINE: StateKey[bool] = StateKey(KEY + "weights_offline", lambda: False)
 
 st.title("Train")
 project = widgets.require_project()
@@ -152,24 +146,32 @@ def finished_job(job: Job) -> None:
         st.rerun()
 
 
+def start_training(target, params: dict, started: str = "Training started.") -> None:
+    """Submit a training job to ``target`` (this machine's runner or the Ray cluster's), follow it on
+    this page and say whether it started or waits behind another job; a refusal is shown here."""
+    busy = [j for j in runner.list(limit=50) if j.active and j.kind not in sj.LANES
+            and j.runner != "ray"] if target is runner else []
+    try:
+        job_id = target.submit("train", params, project=project.name)
+    except JobError as exc:
+        st.error(str(exc))
+        return
+    sj.set_current_job(project.name, job_id)
+    state.flash("Training queued: it starts when the running job has finished." if busy else started,
+                "info" if busy else "success")
+    st.rerun()
+
+
 def weights_failed(job: Job) -> None:
     """The pretrained weights could not be downloaded: say it plainly, offer the way on."""
-    WEIGHTS_OFFLINE.set(True)  # the form proposes "From scratch" from now on
     st.error("**Training did not start: the pretrained ImageNet weights could not be downloaded.** "
              "This computer seems to have no internet access. Train from scratch instead (it needs more "
              "photos and epochs to do as well), or copy the weights file onto this computer.",
              icon=":material/cloud_off:")
     if st.button("Train from scratch instead", key=f"{KEY}scratch.{job.id}", type="primary",
                  icon=":material/play_arrow:"):
-        params = {**job.params, "hparams": {**job.params.get("hparams", {}), "weights": "none"}}
-        try:
-            job_id = runner.submit(job.kind, params, project=project.name)
-        except JobError as exc:
-            st.error(str(exc))
-        else:
-            sj.set_current_job(project.name, job_id)
-            state.flash("Training started, from scratch.", "success")
-            st.rerun()
+        start_training(runner, {**job.params, "hparams": {**job.params.get("hparams", {}), "weights": "none"}},
+                       "Training started, from scratch.")
     with st.expander("Use the pretrained weights without internet"):
         st.markdown(job.error or "")
 
@@ -203,11 +205,12 @@ if not errors:
                 f"(train {stats['per_split'].get('train', 0)}, val {stats['per_split'].get('val', 0)}, "
                 f"test {stats['per_split'].get('test', 0)}).")
     preset = st.radio("Preset", list(PRESETS), format_func=PRESETS.get, horizontal=True, key=f"{KEY}preset")
-    recent = runner.list(limit=50)  # newest first: this session's or an earlier one's last runs
-    last = LAST_SETTINGS.get().get(f"{task}.{preset}") or sj.last_settings(recent, project.name, task, preset)
-    v = {**preset_values(preset), **last}
+    # the form starts from the project's last run with this preset (Streamlit forgets the values of
+    # widgets that were not on the page), and proposes "From scratch" after a failed ImageNet download
+    recent = runner.list(limit=50)  # newest first
+    v = {**preset_values(preset), **sj.last_settings(recent, project.name, task, preset)}
     k = f"{KEY}{task}.{preset}."  # each preset/task keeps its own widget values
-    offline = WEIGHTS_OFFLINE.get() or sj.imagenet_download_failed(recent)
+    offline = sj.imagenet_download_failed(recent)
     weights_default = v.get("weights_choice") or ("imagenet" if v["weights"] == "imagenet" else "none")
     if offline and weights_default == "imagenet":
         weights_default = "none"
@@ -284,21 +287,7 @@ if not errors:
                 "max_images": int(max_images) or None, **extras,
             }).to_dict()
             target = ray_runner if run_on == "ray" and ray_runner is not None else runner
-            busy = [j for j in runner.list(limit=50) if j.active and j.kind not in sj.LANES
-                    and j.runner != "ray"] if target is runner else []
-            try:
-                job_id = target.submit("train", {"task": task, "project": project.name, "hparams": hp,
-                                                 "preset": preset}, project=project.name)
-            except JobError as exc:
-                st.error(str(exc))
-            else:
-                LAST_SETTINGS.get()[f"{task}.{preset}"] = {**hp, "weights_choice": weights_choice,
-                                                           "weights_file": weights_file}
-                sj.set_current_job(project.name, job_id)
-                queued_behind = bool(busy)
-                state.flash("Training queued: it starts when the running job has finished." if queued_behind
-                            else "Training started.", "info" if queued_behind else "success")
-                st.rerun()
+            start_training(target, {"task": task, "project": project.name, "hparams": hp, "preset": preset})
 
 # -- cluster -----------------------------------------------------------------------------------------
 with st.expander("Train on a Ray cluster (optional)", icon=":material/hub:"):
