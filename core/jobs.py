@@ -198,16 +198,17 @@ LOG_CAP = 5000  # lines kept per job (oldest dropped)
 LOG_LINE_MAX = 4000  # characters per line
 MESSAGE_MAX = 8000  # characters of a failure kept in Job.error
 STEP_EVENT_INTERVAL = 2.0  # seconds between stored step-only progress events
+ROW_UPDATE_INTERVAL = 0.5  # seconds between job-row updates for step-only progress
+CANCEL_POLL_INTERVAL = 1.0  # seconds between looks at the cancel flag in the database
+HEARTBEAT_INTERVAL = 15.0
+STALE_AFTER = 120.0  # a job on another host without heartbeat this long is considered dead
 
 # A progress event from the middle of an epoch (what the live view shows while a job runs; the
 # curves and the history use the epoch-level events). Dropped once the job has ended.
 _MID_EPOCH = ("json_extract(data, '$.type') = 'progress' AND json_extract(data, '$.step') IS NOT NULL"
               " AND (json_extract(data, '$.total_steps') IS NULL"
               " OR json_extract(data, '$.step') < json_extract(data, '$.total_steps'))")
-ROW_UPDATE_INTERVAL = 0.5  # seconds between job-row updates for step-only progress
-CANCEL_POLL_INTERVAL = 1.0  # seconds between looks at the cancel flag in the database
-HEARTBEAT_INTERVAL = 15.0
-STALE_AFTER = 120.0  # a job on another host without heartbeat this long is considered dead
+
 
 # -- this process -------------------------------------------------------------
 PROCESS_TOKEN = uuid.uuid4().hex
