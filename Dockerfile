@@ -29,6 +29,7 @@ COPY .streamlit ./.streamlit
 COPY app.py ./
 COPY pages ./pages
 COPY core ./core
+COPY cli ./cli
 COPY coral_runtime ./coral_runtime
 COPY builder ./builder
 EXPOSE 8501

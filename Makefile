@@ -15,13 +15,16 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# Re-install only when a requirements file changed.
-$(VENV)/.req-stamp: requirements.txt | $(VENV)/bin/python
+# Re-install only when a requirements file changed; the project itself is installed editable
+# (no dependencies: those come from requirements.txt) for the `studio` command.
+$(VENV)/.req-stamp: requirements.txt pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-$(VENV)/.dev-stamp: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+$(VENV)/.dev-stamp: requirements.txt requirements-dev.txt pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(VENV)/.req-stamp $@
 
 venv: $(VENV)/.req-stamp
@@ -42,7 +45,7 @@ test: venv-dev apt-test
 
 ## The Ray runner's tests, inside a network namespace that has only the loopback interface (RAY.md)
 test-ray: venv-dev
-	unshare -n -- bash -c 'ip link set lo up && exec $(PY) -m pytest -m ray tests/ray $(PYTEST_ARGS)'
+	unshare -n -- bash -c 'ip link set lo up && exec $(PY) -m pytest -m ray tests/core/jobs/ray $(PYTEST_ARGS)'
 
 ## Full-size benchmarks: writes bench-output/report.json and report.md
 bench: venv-dev apt-test

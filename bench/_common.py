@@ -22,7 +22,7 @@ class TrainedRun:
 
 def train_and_read(store, project, task: str, hparams: dict) -> TrainedRun:
     """Run a "train" job in the foreground (as the CLI does) and read its artefact's manifest."""
-    from core import artefacts
+    from core.data import artefacts
     from core.jobs import JobState, run_foreground
 
     t = time.perf_counter()
@@ -62,7 +62,7 @@ def untrained_detector(models_dir: Path, size: int, alpha: float = 1.0,
     that all 20 detections come back (the worst case to decode and serialise). Built once."""
     import numpy as np
 
-    from core import artefacts
+    from core.data import artefacts
     from core.training.detection.anchors import AnchorSpec, generate_anchors
     from core.training.detection.export import OUTPUTS, export_int8
     from core.training.detection.model import build_detector
@@ -98,8 +98,8 @@ def untrained_classifier(models_dir: Path, size: int, alpha: float = 1.0,
     untrained) in int8 at ``size`` px. Built once."""
     import numpy as np
 
-    from core import artefacts
-    from core.export import convert_int8
+    from core.data import artefacts
+    from core.training.int8 import convert_int8
     from core.training.classification import build_model
     from core.training.hparams import ClassificationHParams
 

@@ -10,7 +10,7 @@ both honest.
 Same data, same hyper-parameters (sign-language digits, MobileNetV2 alpha 0.35 at 96 px from
 scratch, ``max_images`` photos, batch 16, the Train page's "Quick run" choices), three ways, in turn:
 
-- ``cli``: ``python -m core train`` (the job in the foreground of its own process);
+- ``cli``: ``python -m cli train`` (the job in the foreground of its own process);
 - ``app``: the real studio (``streamlit run app.py`` on 127.0.0.1, the project's config), the job
   started from the Train page in headless Debian chromium, the page left open until it finishes;
 - ``app_gc``: the same with Streamlit's default ``runner.postScriptGC = true`` (before the fix).
@@ -54,9 +54,9 @@ def _models(data: Path) -> set[str]:
 
 
 def train_cli(data: Path, epochs: int, max_images: int) -> Path:
-    """``python -m core train`` with the Train page's quick-run settings; the artefact folder."""
+    """``python -m cli train`` with the Train page's quick-run settings; the artefact folder."""
     before = _models(data)
-    cmd = [sys.executable, "-m", "core", "--data-dir", str(data), "train", "--project", "digits",
+    cmd = [sys.executable, "-m", "cli", "--data-dir", str(data), "train", "--project", "digits",
            "--epochs", str(epochs), "--image-size", "96", "--alpha", "0.35", "--weights", "none",
            "--max-images", str(max_images), "--batch-size", "16", "--no-progress"]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600)
@@ -113,8 +113,8 @@ def train_in_app(data: Path, epochs: int, max_images: int, log_path: Path, *stre
 
 def run(out_dir: Path, quick: bool = False) -> dict[str, Any]:
     """Returns the figures (see the module docstring)."""
-    from core.importer import import_paths
-    from core.store import Store
+    from core.data.importer import import_paths
+    from core.data.store import Store
 
     epochs, max_images = (4, 100) if quick else (8, 400)
     work = Path(out_dir)

@@ -14,7 +14,7 @@ Latency, on the same JPEG (a raccoon photo and the same photo as a 1280x720 came
   + predict). The server has to decode the bytes too, so the decode belongs to the in-process
   figure; ``predict_bytes`` is the very call the server makes, so both sides decode identically
   and the ratio measures what serving adds (HTTP, body, JSON).
-  ``inproc_full_decode`` times ``core.imaging.open_upright`` (a full-size decode) + predict,
+  ``inproc_full_decode`` times ``core.data.imaging.open_upright`` (a full-size decode) + predict,
   for reference;
 - server = a keep-alive HTTP client (one persistent ``http.client`` connection) posting the
   JPEG to ``/v1/predict`` and parsing the JSON answer; the server from the source tree on
@@ -151,7 +151,7 @@ def latency_figures(model_dir: Path, images: dict[str, bytes], n: int, ports: di
     """Per image: in-process (predict_bytes, the server's own call), in-process with a full
     decode, and each server in ``ports`` (name -> port), interleaved; medians, p90s, ratios and
     ``meets_goal``."""
-    from core.imaging import open_upright
+    from core.data.imaging import open_upright
 
     from builder.docker import server_module
 

@@ -34,10 +34,10 @@ def _throughput(model, dataset, n_images: int) -> float:
 def run(out_dir: Path, quick: bool = False, epochs: int | None = None, max_images: int | None = None,
         dataset_dir: Path = DIGITS) -> dict[str, Any]:
     """Train, export, evaluate and time; returns the figures (see module docstring)."""
-    from core import artefacts
-    from core.importer import import_paths
+    from core.data import artefacts
+    from core.data.importer import import_paths
     from bench._common import train_and_read
-    from core.store import Store
+    from core.data.store import Store
 
     epochs = epochs or (2 if quick else 30)
     max_images = max_images if max_images is not None else (300 if quick else None)
@@ -60,7 +60,7 @@ def run(out_dir: Path, quick: bool = False, epochs: int | None = None, max_image
     import keras
     import numpy as np
 
-    from core.export import run_tflite
+    from core.training.int8 import run_tflite
     from core.training.data import collect_examples, load_images, make_dataset, one_hot
 
     data = collect_examples(store, project, labels=m["labels"], max_images=max_images, seed=0)
@@ -91,7 +91,7 @@ def run(out_dir: Path, quick: bool = False, epochs: int | None = None, max_image
     one_f = tf.constant(one.astype(np.float32))
     float_ms = median_ms(lambda: serve(one_f).numpy(), 30 if quick else 100)
     int8_path = folder / artefacts.INT8_MODEL
-    from core.export import _interpreter
+    from core.training.int8 import _interpreter
 
     lat = {}
     for threads in (1, 2):

@@ -29,10 +29,10 @@ def run(out_dir: Path, quick: bool = False, epochs: int | None = None, alpha: fl
     """Import, train (a real "train" job), export, evaluate and time; returns the figures."""
     import numpy as np
 
-    from core import artefacts
-    from core.importer import import_paths
+    from core.data import artefacts
+    from core.data.importer import import_paths
     from bench._common import train_and_read
-    from core.store import Store
+    from core.data.store import Store
 
     # ~30 min of CPU on 2 quiet cores: 160 images x 40 epochs at 320 px, alpha 0.35 (steady ~5 img/s)
     epochs = epochs or (2 if quick else 40)

@@ -42,8 +42,8 @@ def make_voc_dataset(root: Path, n_images: int, boxes_per_image: int, seed: int 
 
 
 def run(out_dir: Path, quick: bool = False) -> dict:
-    from core.importer import import_paths
-    from core.store import Store
+    from core.data.importer import import_paths
+    from core.data.store import Store
 
     n, k = (500, 10) if quick else (10_000, 10)
     work = out_dir / "work"
@@ -61,7 +61,7 @@ def run(out_dir: Path, quick: bool = False) -> dict:
     assert report.ok and report.images_added == n and report.boxes_added == n * k, report.to_dict()
 
     # one gallery page: the query + 24 thumbnails with boxes drawn (what the Dataset page does)
-    from core.render import label_tuples, render
+    from core.data.render import label_tuples, render
 
     page_times = []
     for page in (0, n // 48, n // 24 - 1):

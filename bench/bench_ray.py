@@ -34,10 +34,10 @@ def inner(out: Path) -> dict:
     sys.path.insert(0, str(ROOT / "scripts"))
     import ray_head  # noqa: PLC0415
 
-    from core.importer import import_paths
+    from core.data.importer import import_paths
     from core.jobs import LocalRunner
-    from core.ray_runner import RayRunner
-    from core.store import Store
+    from core.jobs.ray_runner import RayRunner
+    from core.data.store import Store
 
     work = Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))
     src = work / "digits"

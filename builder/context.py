@@ -8,7 +8,7 @@ offers as a zip)::
     requirements.txt    the Python packages of the image (pinned to the studio's versions)
     app/server.py       the model server (templates/server.py)
     app/coral_runtime/  shipped as it is in the studio (Predictor, decode, adapters, interpreter …)
-    app/core/…          the few core modules coral_runtime imports (boxes, annotations …)
+    app/core/…          the few core modules coral_runtime imports (data/boxes, data/annotations …)
     model/              manifest.json, labels.txt, model_int8.tflite [, model_int8_edgetpu.tflite]
     wheelhouse/         profile "offline" only: wheels for pip install --no-index
 
@@ -33,7 +33,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from core import artefacts
+from core.data import artefacts
 
 PROFILES = ("offline", "coral")
 DEFAULT_BASE_IMAGE = "studio/bookworm-python:latest"
@@ -56,7 +56,7 @@ OHMNI_APP_NAME = "com.ohmnilabs.app.name"
 OHMNI_APP_VERSION = "com.ohmnilabs.app.version"
 OHMNI_APP_CMD = "com.ohmnilabs.app.cmd"
 # Modules always shipped with coral_runtime (plus whatever it imports from core).
-CORE_MODULES = ("__init__", "boxes", "annotations", "artefacts")
+CORE_MODULES = ("data.boxes", "data.annotations", "data.artefacts")
 # The coral_runtime modules the model server cannot run without: the Predictor, and the image decode
 # it shares with the studio's in-app predictor (same bytes -> same answer).
 SERVER_RUNTIME_MODULES = ("predictor.py", "decode.py")
@@ -234,21 +234,19 @@ def source_root() -> Path:
 
 
 # names: a parenthesised list (may span lines) or the rest of the line
-_FROM_CORE = re.compile(r"^\s*from\s+core(?:\.(\w+))?[\w.]*\s+import\s+(?:\(([^)]*)\)|([^\n#]*))", re.M)
-_IMPORT_CORE = re.compile(r"^\s*import\s+core\.(\w+)", re.M)
+_FROM_CORE = re.compile(r"^\s*from\s+core((?:\.\w+)*)\s+import\s+(?:\(([^)]*)\)|([^\n#]*))", re.M)
+_IMPORT_CORE = re.compile(r"^\s*import\s+core((?:\.\w+)+)", re.M)
 
 
 def _core_imports_by_text(text: str) -> set[str]:
     """The same as the AST walk, from import lines (the fallback when ast.parse is unavailable)."""
-    found = set(_IMPORT_CORE.findall(text))
+    found = {sub[1:] for sub in _IMPORT_CORE.findall(text)}
     for sub, listed, line in _FROM_CORE.findall(text):
-        if sub:
-            found.add(sub)
-            continue
+        prefix = sub[1:] + "." if sub else ""
         for part in (listed or line).replace("\n", ",").split(","):
-            words = part.split()  # "boxes as b" -> the module is the first word
+            words = part.split()  # "boxes as b" -> the name is the first word
             if words and words[0].isidentifier():
-                found.add(words[0])
+                found.add(prefix + words[0])
     return found
 
 
@@ -264,7 +262,12 @@ def _parse(text: str, filename: str) -> ast.AST | None:
 
 
 def _core_imports(py_file: Path) -> set[str]:
-    """Names of core modules a file imports (``core.boxes`` -> ``boxes``), lazy imports included."""
+    """Dotted names under core a file imports, lazy imports included.
+
+    ``import core.data.boxes`` -> ``data.boxes``; ``from core.data import boxes`` -> ``data.boxes``;
+    ``from core.data.boxes import Box`` -> ``data.boxes.Box`` (``resolve_core_module`` finds the
+    module in such a name).
+    """
     text = py_file.read_text(encoding="utf-8")
     try:
         tree = _parse(text, str(py_file))
@@ -278,16 +281,29 @@ def _core_imports(py_file: Path) -> set[str]:
             for a in node.names:
                 parts = a.name.split(".")
                 if parts[0] == "core" and len(parts) > 1:
-                    found.add(parts[1])
+                    found.add(".".join(parts[1:]))
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             parts = node.module.split(".")
             if parts[0] != "core":
                 continue
-            if len(parts) > 1:
-                found.add(parts[1])
-            else:
-                found.update(a.name for a in node.names)
+            prefix = ".".join(parts[1:] + [""]) if len(parts) > 1 else ""
+            found.update(prefix + a.name for a in node.names)
     return found
+
+
+def resolve_core_module(src_root: Path, name: str) -> list[Path]:
+    """The files Python runs to import ``core.<name>``: each package's ``__init__.py`` on the way
+    and the module itself (a name that ends in an attribute, ``data.boxes.Box``, is cut back to its
+    module). Raises ContextError when no module matches."""
+    parts = name.split(".")
+    while parts:
+        base = src_root / "core" / Path(*parts)
+        target = base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
+        if target.is_file():
+            inits = [src_root / "core" / Path(*parts[:i]) / "__init__.py" for i in range(len(parts))]
+            return [f for f in inits if f.is_file()] + [target]
+        parts.pop()
+    raise ContextError(f"coral_runtime imports core.{name}, which does not exist")
 
 
 def _py_files(folder: Path) -> list[Path]:
@@ -322,12 +338,10 @@ def ship_runtime(dest: Path, src_root: Path | None = None) -> list[str]:
         todo = []
         for name in sorted(wanted - done):
             done.add(name)
-            mod, pkg = src_root / "core" / f"{name}.py", src_root / "core" / name
-            files = [mod] if mod.exists() else (_py_files(pkg) if (pkg / "__init__.py").exists() else [])
-            if not files:
-                raise ContextError(f"coral_runtime imports core.{name}, which does not exist")
-            for f in files:
+            for f in resolve_core_module(src_root, name):
                 rel = f.relative_to(src_root)
+                if str(rel) in copied:
+                    continue
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(f, dest / rel)
                 copied.append(str(rel))

@@ -233,7 +233,7 @@ def _box(d: Any) -> tuple[float, float, float, float] | None:
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     """IoU, with boxes equal to half a pixel counted as 1.0 (clipped boxes can have zero area,
     where IoU is 0 even for identical boxes)."""
-    from core.boxes import Box
+    from core.data.boxes import Box
 
     if max(abs(x - y) for x, y in zip(a, b)) <= 0.5:
         return 1.0

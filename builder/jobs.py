@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from core import artefacts
+from core.data import artefacts
 from core.jobs import JobContext, register_job_kind
 
 from builder import context as bc

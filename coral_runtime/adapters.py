@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from core.boxes import Box
+from core.data.boxes import Box
 
 RESIZE_MODES = ("stretch", "letterbox")
 # Pillow first box-reduces by an integer factor, then resamples: antialiased like the trainer's

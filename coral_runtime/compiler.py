@@ -215,7 +215,7 @@ _FAILURES: list[tuple[re.Pattern, str]] = [
     (re.compile(r"Didn't find op for builtin opcode '(\w+)' version '(\d+)'"),
      "The model uses {0} version {1}, newer than this compiler's TFLite knows. Typical cause: "
      "CONV_2D v6 is a grouped convolution (use groups=1), TRANSPOSE_CONV v4 / EXP v2 come from newer "
-     "converters; replace the layer or convert with an older TensorFlow. Run `python -m core preflight` "
+     "converters; replace the layer or convert with an older TensorFlow. Run `python -m cli preflight` "
      "to see the op."),
     (re.compile(r"Model could not be parsed|Invalid model"),
      "The compiler could not read the file. Check that it is a full-integer TFLite model written by the "

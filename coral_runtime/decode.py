@@ -4,7 +4,7 @@
 model server (``builder/templates/server.py``, which ships this module) both use, so that the same
 bytes give the same detections everywhere.
 
-- EXIF orientation is applied exactly as ``core.imaging.open_upright`` does for stored images
+- EXIF orientation is applied exactly as ``core.data.imaging.open_upright`` does for stored images
   (``ImageOps.exif_transpose`` on the EXIF Orientation tag), then the image is converted to RGB.
 - A JPEG much larger than the size it will be resized to is decoded at 1/2, 1/4 or 1/8 scale
   (libjpeg's DCT scaling, ``Image.draft``), never below ``DRAFT_GAP`` x that size: the pixels a
@@ -147,7 +147,7 @@ def decode_image(data: bytes, target: tuple[int, int] | None, draft: bool = True
                 if im.size != exact:
                     im = im.crop((0, 0, *exact))
             if orientation != 1:
-                im = ImageOps.exif_transpose(im)  # as core.imaging.open_upright
+                im = ImageOps.exif_transpose(im)  # as core.data.imaging.open_upright
             if im.mode != "RGB":
                 im = im.convert("RGB")
     except DecodeError:

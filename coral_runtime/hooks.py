@@ -1,6 +1,6 @@
 """After an artefact is published: Edge TPU preflight into the manifest, and compile when possible.
 
-``install()`` registers ``post_publish`` with ``core.artefacts.register_post_publish_hook``; entry
+``install()`` registers ``post_publish`` with ``core.data.artefacts.register_post_publish_hook``; entry
 points (the runner in ``pages/_shared/jobs.py``, the CLI train command) call it once.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core import artefacts
+from core.data import artefacts
 from coral_runtime import compiler as compiler_mod
 from coral_runtime.preflight import preflight
 

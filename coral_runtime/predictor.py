@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core import artefacts
+from core.data import artefacts
 from coral_runtime import adapters, frames
 from coral_runtime.decode import DEFAULT_MAX_PIXELS, Decoded, decode_image
 from coral_runtime.interpreter import RuntimeInterpreter, make_interpreter

@@ -6,8 +6,8 @@ import time
 import pandas as pd
 import streamlit as st
 
-from core.annotations import SPLITS, Task
-from core.store import StoreError
+from core.data.annotations import SPLITS, Task
+from core.data.store import StoreError
 from pages._shared import exports, state, thumbs, widgets
 
 PER_PAGE = 24

@@ -7,7 +7,7 @@ import streamlit as st
 from builder import context as bc
 from builder import engine as be
 from builder import jobs as bj
-from core import artefacts
+from core.data import artefacts
 from core.jobs import ACTIVE_STATES, JobState
 from pages._shared import jobs as sj
 from pages._shared import selection, state

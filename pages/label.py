@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import labeling
-from core.annotations import SPLITS, Project, Task
-from core.store import ConflictError, Store, StoreError
+from core.data import labeling
+from core.data.annotations import SPLITS, Project, Task
+from core.data.store import ConflictError, Store, StoreError
 from pages._shared import label_state as ls
 from pages._shared import state, widgets
 

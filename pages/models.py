@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core import artefacts
+from core.data import artefacts
 from core.training import report
 from coral_runtime import compiler
 from pages._shared import jobs as sj

@@ -8,9 +8,9 @@ import os
 import streamlit as st
 from PIL import Image
 
-from core import artefacts
-from core.render import draw_labels
-from core.store import StoreError
+from core.data import artefacts
+from core.data.render import draw_labels
+from core.data.store import StoreError
 from coral_runtime.decode import DecodeError, decode_image
 from coral_runtime.frames import frame_rgb
 from coral_runtime.interpreter import RuntimeUnavailable

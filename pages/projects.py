@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from core import artefacts
-from core.annotations import Task
-from core.demo import create_demo_project
-from core.store import StoreError
+from core.data import artefacts
+from core.data.annotations import Task
+from core.data.demo import create_demo_project
+from core.data.store import StoreError
 from pages._shared import state, widgets
 
 TASK_HELP = {

@@ -294,7 +294,7 @@ with st.expander("Train on a Ray cluster (optional)", icon=":material/hub:"):
     st.caption("Point the studio at a Ray cluster's dashboard address to train there (on its GPUs when it "
                "has them). The cluster's nodes need the studio's Python requirements. Turn on Ray's token "
                "authentication (RAY_AUTH_MODE=token) for any real cluster.")
-    from core import settings as studio_settings
+    from core.data import settings as studio_settings
 
     saved = studio_settings.get_setting(store, studio_settings.RAY_ADDRESS) or ""
     with st.form(f"{KEY}cluster"):

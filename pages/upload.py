@@ -4,9 +4,9 @@ import logging
 
 import streamlit as st
 
-from core.annotations import Task
-from core.exporter import formats_for
-from core.importer import import_paths, import_uploads
+from core.data.annotations import Task
+from core.data.exporter import formats_for
+from core.data.importer import import_paths, import_uploads
 from pages._shared import state, widgets
 
 log = logging.getLogger("studio")

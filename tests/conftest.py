@@ -24,7 +24,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(data_dir: Path):
-    from core.store import Store
+    from core.data.store import Store
 
     return Store(data_dir)
 

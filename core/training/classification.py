@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from core import artefacts
-from core.annotations import Project
+from core.data import artefacts
+from core.data.annotations import Project
 from core.training.data import (ClassificationSet, DatasetError, collect_examples, load_images, make_dataset,
                                 one_hot, representative_images)
 from core.training.hparams import ClassificationHParams
@@ -178,7 +178,7 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
     ctx.check_cancelled()
 
     # -- export -------------------------------------------------------------------------------
-    from core.export import convert_int8, quantization_params
+    from core.training.int8 import convert_int8, quantization_params
 
     ctx.progress(fraction=EXPORT[0], message="Saving the float model")
     model.save(partial / artefacts.FLOAT_MODEL)
@@ -188,7 +188,7 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
     ctx.check_cancelled()
 
     # -- evaluate -----------------------------------------------------------------------------
-    from core.evaluate import compare_float_int8
+    from core.training.evaluation import compare_float_int8
 
     eval_split, x_eval, ex_eval = "test", x_test, data.test
     if not len(x_eval):

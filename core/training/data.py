@@ -17,9 +17,9 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from core.annotations import SPLITS, ImageRecord, Project
-from core.imaging import ImageDecodeError, open_upright
-from core.store import Store
+from core.data.annotations import SPLITS, ImageRecord, Project
+from core.data.imaging import ImageDecodeError, open_upright
+from core.data.store import Store
 
 MEMMAP_ABOVE_BYTES = 512 * 1024 * 1024
 

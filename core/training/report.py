@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core import artefacts
+from core.data import artefacts
 
 DOWNLOADS = (  # (manifest "files" key, default file name, mime type)
     ("int8", artefacts.INT8_MODEL, "application/octet-stream"),

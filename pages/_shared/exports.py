@@ -1,4 +1,4 @@
-"""Exports for a download button: run core.exporter into a temporary zip and hand back its bytes."""
+"""Exports for a download button: run core.data.exporter into a temporary zip and hand back its bytes."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import re
 import tempfile
 from pathlib import Path
 
-from core.annotations import Project
-from core.store import Store
+from core.data.annotations import Project
+from core.data.store import Store
 
 
 def export_zip(store: Store, project: Project, fmt: str) -> tuple[str, bytes, dict]:
     """``(file name, zip bytes, exporter summary)`` of the project in format ``fmt``."""
-    from core.exporter import export_project  # late: written by another part, may be missing
+    from core.data.exporter import export_project  # late: written by another part, may be missing
 
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", project.name).strip("-") or "project"
     name = f"{slug}-{fmt}.zip"

@@ -15,9 +15,9 @@ from typing import Any
 
 import streamlit as st
 
-from core import artefacts
-from core.jobs import ACTIVE_STATES, Job, JobState, LocalRunner, Runner
-from core.store import Store
+from core.data import artefacts
+from core.jobs import ACTIVE_STATES, Job, JobState, LocalRunner, Runner, register_kind_module
+from core.data.store import Store
 
 try:  # the store handle of the pages part
     from pages._shared.state import StateKey, get_store
@@ -78,6 +78,7 @@ def install_hooks() -> bool:
 
 #: kinds with a queue of their own, so they never wait behind a long training job
 LANES = {"build-image": 1}
+register_kind_module("build-image", "builder.jobs")  # the runner adopts queued builds after a restart
 
 
 @st.cache_resource(show_spinner=False)
@@ -291,20 +292,20 @@ RUNNER_CHOICE: StateKey = StateKey("studio.jobs.runner", lambda: "local")
 
 @st.cache_resource(show_spinner=False)
 def _ray_runner_at(root: str, address: str, token: str | None, _store: Store):
-    from core.ray_runner import RayRunner
+    from core.jobs.ray_runner import RayRunner
 
     install_hooks()
     return RayRunner(_store, address, token=token).start()
 
 
 def cluster_address() -> str | None:
-    from core import settings
+    from core.data import settings
 
     return settings.ray_address(get_store())
 
 
 def cluster_token() -> str | None:
-    from core import settings
+    from core.data import settings
 
     return settings.ray_token_from_env() or RAY_TOKEN.get() or None
 
@@ -321,7 +322,7 @@ def get_ray_runner() -> Runner | None:
 @st.cache_data(ttl=10, show_spinner=False)
 def cluster_status(address: str, token: str | None) -> dict:
     """Reachability and resources of the cluster, refreshed at most every 10 s."""
-    from core.ray_runner import cluster_status as probe
+    from core.jobs.ray_runner import cluster_status as probe
 
     s = probe(address, token, timeout=3.0)
     return {"reachable": s.reachable, "message": s.message, "resources": s.resources, "nodes": s.nodes}

@@ -13,9 +13,9 @@ from typing import Any
 
 import streamlit as st
 
-from core import labeling
-from core.annotations import Annotation, ImageRecord, Project
-from core.store import Store
+from core.data import labeling
+from core.data.annotations import Annotation, ImageRecord, Project
+from core.data.store import Store
 from pages._shared.state import PREFIX, StateKey
 
 P = PREFIX + "label."
@@ -198,7 +198,7 @@ def save_annotations(store: Store, project: Project, annotations: list[Annotatio
     Returns False (and records the conflict for the page to show) when someone else saved
     the image in the meantime -- nothing is overwritten then.
     """
-    from core.store import ConflictError
+    from core.data.store import ConflictError
 
     s = SYNC.get()
     assert s is not None
@@ -313,9 +313,9 @@ def grid_thumbnail(_store: Store, image_id: str, size: int = 160) -> bytes:
 
 
 def class_colors(names: list[str]) -> dict[str, str]:
-    """Hex colour per class, the same as on the other pages when ``core.render`` is there."""
+    """Hex colour per class, the same as on the other pages when ``core.data.render`` is there."""
     try:
-        from core.render import color_for
+        from core.data.render import color_for
     except ImportError:  # pragma: no cover - render module missing
         return labeling.class_colors(names)
     return {n: "#%02x%02x%02x" % color_for(n) for n in names}
@@ -324,7 +324,7 @@ def class_colors(names: list[str]) -> dict[str, str]:
 # -- model-assisted labelling -----------------------------------------------------------------
 def models_for(store: Store, project: Project) -> list[dict]:
     """Published models of this project with its task (manifests, newest first)."""
-    from core import artefacts
+    from core.data import artefacts
 
     try:
         found = artefacts.list_artefacts(store.root, project.name)

@@ -14,9 +14,9 @@ from typing import Any, Callable, Generic, TypeVar
 import streamlit as st
 from streamlit.errors import StreamlitAPIException, StreamlitDuplicateElementKey
 
-from core.annotations import Project
+from core.data.annotations import Project
 from core.config import data_dir
-from core.store import Store, StoreError
+from core.data.store import Store, StoreError
 
 T = TypeVar("T")
 PREFIX = "studio."

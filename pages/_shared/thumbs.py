@@ -1,4 +1,4 @@
-"""Cached previews of stored images with their labels drawn (core.render under st.cache_data)."""
+"""Cached previews of stored images with their labels drawn (core.data.render under st.cache_data)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import hashlib
 
 import streamlit as st
 
-from core import render
-from core.annotations import ImageRecord
-from core.store import Store
+from core.data import render
+from core.data.annotations import ImageRecord
+from core.data.store import Store
 
 
 @st.cache_data(max_entries=4000, show_spinner=False)

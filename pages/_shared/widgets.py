@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from core.annotations import Project
-from core.formats.registry import FORMATS
+from core.data.annotations import Project
+from core.data.formats.registry import FORMATS
 from pages._shared import state
 
 PROJECTS_PAGE = "pages/projects.py"

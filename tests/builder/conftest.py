@@ -70,7 +70,7 @@ def make_tiny_classifier(folder: Path, labels: list[str] = LABELS, size: int = I
     import keras
     import tensorflow as tf
 
-    from core import artefacts
+    from core.data import artefacts
 
     keras.utils.set_random_seed(7)
     inp = keras.Input((size, size, 3))

@@ -31,7 +31,8 @@ def test_offline_context_has_server_runtime_model_and_wheels(tmp_path, tiny_arte
     p = ctx.path
     for rel in ("Dockerfile", "README.md", "requirements.txt", "app/server.py", "app/coral_runtime/predictor.py",
                 "app/coral_runtime/decode.py", "app/coral_runtime/adapters.py", "app/coral_runtime/interpreter.py", "app/core/__init__.py",
-                "app/core/boxes.py", "app/core/annotations.py", "app/core/artefacts.py", "model/manifest.json",
+                "app/core/data/__init__.py", "app/core/data/boxes.py",
+                "app/core/data/annotations.py", "app/core/data/artefacts.py", "model/manifest.json",
                 "model/model_int8.tflite", "model/labels.txt", "wheelhouse/requirements.txt"):
         assert (p / rel).is_file(), rel
     # the float model never ships; coral_runtime is shipped as it is, not rewritten
@@ -41,7 +42,7 @@ def test_offline_context_has_server_runtime_model_and_wheels(tmp_path, tiny_arte
         assert (p / "app/coral_runtime" / name).read_bytes() == src.read_bytes(), name
     assert (p / "app/server.py").read_bytes() == (bc.source_root() / "builder/templates/server.py").read_bytes()
     # no TensorFlow or streamlit module is shipped
-    assert not list(p.rglob("training")) and not (p / "app/core/store.py").exists()
+    assert not list(p.rglob("training")) and not (p / "app/core/data/store.py").exists()
     wh = (p / "wheelhouse" / "requirements.txt").read_text().split()
     assert {r.split("==")[0] for r in wh} == {"ai-edge-litert", "numpy", "pillow"}
     assert ctx.network_mode == "none"
@@ -133,18 +134,30 @@ def test_ship_runtime_needs_the_predictor_and_the_decode(tmp_path):
 
 
 def test_ship_runtime_follows_core_imports(tmp_path):
+    """Only the modules imported (transitively) and the packages' __init__ files on their way ship."""
     fake = tmp_path / "src"
     (fake / "coral_runtime").mkdir(parents=True)
-    (fake / "core").mkdir()
+    (fake / "core" / "data").mkdir(parents=True)
+    (fake / "core" / "more").mkdir()
     (fake / "coral_runtime" / "__init__.py").write_text("")
-    (fake / "coral_runtime" / "predictor.py").write_text("from core import extra\n")
+    (fake / "coral_runtime" / "predictor.py").write_text("from core.data import extra\n")
     (fake / "coral_runtime" / "decode.py").write_text("")
-    for name in ("__init__", "boxes", "annotations", "artefacts"):
-        (fake / "core" / f"{name}.py").write_text("")
-    (fake / "core" / "extra.py").write_text("def f():\n    import core.more\n")
-    (fake / "core" / "more.py").write_text("")
+    for name in ("__init__", "boxes", "annotations", "artefacts", "store"):
+        (fake / "core" / "data" / f"{name}.py").write_text("")
+    (fake / "core" / "__init__.py").write_text("")
+    (fake / "core" / "data" / "extra.py").write_text("def f():\n    import core.more.sub\n")
+    (fake / "core" / "more" / "__init__.py").write_text("from core.data.boxes import Box\n")
+    (fake / "core" / "more" / "sub.py").write_text("")
+    (fake / "core" / "more" / "unused.py").write_text("")
     got = bc.ship_runtime(tmp_path / "dest", src_root=fake)
-    assert "core/extra.py" in got and "core/more.py" in got and "core/boxes.py" in got
+    core_files = {g for g in got if g.startswith("core/")}
+    assert core_files == {"core/__init__.py", "core/data/__init__.py", "core/data/boxes.py",
+                          "core/data/annotations.py", "core/data/artefacts.py", "core/data/extra.py",
+                          "core/more/__init__.py", "core/more/sub.py"}
+    assert (tmp_path / "dest" / "core" / "more" / "sub.py").is_file()
+    (fake / "core" / "data" / "extra.py").write_text("import core.gone\n")
+    with pytest.raises(bc.ContextError, match="core.gone"):
+        bc.ship_runtime(tmp_path / "dest2", src_root=fake)
 
 
 def test_import_scan_by_text_matches_the_ast_walk():
@@ -153,7 +166,8 @@ def test_import_scan_by_text_matches_the_ast_walk():
         text = f.read_text(encoding="utf-8")
         assert bc._core_imports_by_text(text) == bc._core_imports(f), f
     sample = "from core import (boxes,\n    annotations)\nimport core.extra as x\nfrom core.more.sub import y\n"
-    assert bc._core_imports_by_text(sample) == {"boxes", "annotations", "extra", "more"}
+    assert bc._core_imports_by_text(sample) == {"boxes", "annotations", "extra", "more.sub.y"}
     # a one-line import ends at its line: the next import's names are not core's
-    sample = "from core import artefacts\nfrom coral_runtime import adapters, frames\nfrom core import boxes as b, split\n"
-    assert bc._core_imports_by_text(sample) == {"artefacts", "boxes", "split"}
+    sample = ("from core.data import artefacts\nfrom coral_runtime import adapters, frames\n"
+              "from core.data import boxes as b, split\n")
+    assert bc._core_imports_by_text(sample) == {"data.artefacts", "data.boxes", "data.split"}

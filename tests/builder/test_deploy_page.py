@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.jobs import JobTable, LocalRunner
-from core.store import Store
+from core.data.store import Store
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "deploy.py")
 
@@ -29,7 +29,7 @@ def no_engine(monkeypatch):
 
 @pytest.fixture
 def with_model(env, store: Store, tiny_artefact):
-    from core import artefacts
+    from core.data import artefacts
 
     dest = artefacts.models_dir(store.root) / "20261125-000000-tiny01"
     shutil.copytree(tiny_artefact, dest)

@@ -1,4 +1,4 @@
-"""The build-image job kind (through core.jobs) and `python -m core build-image`."""
+"""The build-image job kind (through core.jobs) and `python -m cli build-image`."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_cli_builds_smoke_tests_and_pushes(offline_build, registry, tiny_artefac
     tag = offline_build["result"].tag.replace("tiny-offline", "tiny-cli")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "STUDIO_REGISTRY_PASSWORD": registry["password"]}
     proc = subprocess.run(
-        [sys.executable, "-m", "core", "build-image", "--data-dir", str(data), "--model", str(tiny_artefact),
+        [sys.executable, "-m", "cli", "build-image", "--data-dir", str(data), "--model", str(tiny_artefact),
          "--tag", tag, "--profile", "offline", "--base-image", offline_build["context"].spec.base_image,
          "--sample-image", str(sample), "--push", registry["address"], "--username", registry["username"]],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
@@ -81,7 +81,7 @@ def test_cli_push_with_a_wrong_password_says_so(offline_build, registry, tiny_ar
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("STUDIO_REGISTRY_PASSWORD", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "core", "build-image", "--data-dir", str(tmp_path / "data"), "--model",
+        [sys.executable, "-m", "cli", "build-image", "--data-dir", str(tmp_path / "data"), "--model",
          str(tiny_artefact), "--tag", offline_build["result"].tag.replace("tiny-offline", "tiny-wrongpw"),
          "--no-smoke-test", "--quiet",
          "--base-image", offline_build["context"].spec.base_image,

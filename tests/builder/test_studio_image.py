@@ -141,7 +141,7 @@ def studio_image(docker_client, base_image, studio_context):
 def test_context_leaves_out_venv_data_and_outputs():
     files = context_files(ROOT)
     tops = {f.split("/", 1)[0] for f in files}
-    assert {"Dockerfile", "requirements.txt", "app.py", "pages", "core", "coral_runtime", "builder"} <= tops
+    assert {"Dockerfile", "requirements.txt", "app.py", "pages", "cli", "core", "coral_runtime", "builder"} <= tops
     assert not tops & set(UNWANTED), tops & set(UNWANTED)
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
     # everything the Dockerfile copies is in the context
@@ -231,7 +231,7 @@ def test_default_command_listens_on_all_interfaces_and_runs_the_app(studio_image
 
         code, out = _exec(container, ["sh", "-c", "ls /tmp/req /app/wheelhouse 2>&1; ls /app"])
         assert "No such file" in out and ".whl" not in out, out
-        assert {"app.py", "pages", "core", "coral_runtime", "builder"} <= set(out.split()), out
+        assert {"app.py", "pages", "cli", "core", "coral_runtime", "builder"} <= set(out.split()), out
     finally:
         _remove(container)
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from core.boxes import Box
+from core.data.boxes import Box
 from coral_runtime import adapters as A
 
 

@@ -1,6 +1,6 @@
 """coral_runtime.decode (the one image decode of the studio and the robot image) and
 Predictor.predict_bytes: reduced-scale JPEG decode (``Image.draft``) mapped back to the original
-pixels, EXIF orientation as core.imaging applies it, errors."""
+pixels, EXIF orientation as core.data.imaging applies it, errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.imaging import open_upright
+from core.data.imaging import open_upright
 from coral_runtime.decode import DecodeError, ImageTooLarge, decode_image, draft_request
 from coral_runtime.predictor import Predictor
 from tests.coral_runtime import models as M
@@ -145,7 +145,7 @@ def test_predict_bytes_boxes_are_in_original_pixels_after_a_reduced_decode(det_a
 
 def test_predict_bytes_without_reduction_is_the_full_decode_answer(det_artefact, cls_artefact, raccoon_jpeg,
                                                                    big_jpeg):
-    """A PNG, or a JPEG with draft off: exactly Predictor.predict on core.imaging.open_upright."""
+    """A PNG, or a JPEG with draft off: exactly Predictor.predict on core.data.imaging.open_upright."""
     png = _png(Image.open(io.BytesIO(big_jpeg)))
     for folder in (det_artefact, cls_artefact):
         p = Predictor(folder, device="cpu")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.boxes import Box
+from core.data.boxes import Box
 from coral_runtime import adapters as A
 from coral_runtime.predictor import Predictor
 from tests.coral_runtime import models as M

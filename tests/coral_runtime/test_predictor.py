@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import artefacts
+from core.data import artefacts
 from coral_runtime.predictor import Predictor
 from tests.coral_runtime import models as M
 
@@ -86,7 +86,7 @@ def test_post_publish_hook_writes_preflight(cls_artefact, monkeypatch):
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env={**os.environ, **(env or {})})
 
 
@@ -116,7 +116,8 @@ def test_coral_runtime_imports_no_tensorflow_or_streamlit():
     assert r.returncode == 0, r.stderr
     bad, core = r.stdout.strip().split("] ", 1)
     assert bad == "["
-    assert set(eval(core)) <= {"core.boxes", "core.annotations", "core.artefacts"}  # noqa: S307
+    assert set(eval(core)) <= {"core._moved", "core.data", "core.data.boxes", "core.data.annotations",  # noqa: S307
+                               "core.data.artefacts"}
 
 
 def test_post_publish_hook_compiles_when_the_compiler_exists(cls_artefact, tmp_path, monkeypatch):

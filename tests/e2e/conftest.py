@@ -48,7 +48,7 @@ class Studio:
 
     @property
     def store(self):
-        from core.store import Store
+        from core.data.store import Store
 
         return Store(self.data_dir)
 

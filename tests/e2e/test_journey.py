@@ -23,9 +23,9 @@ from typing import Callable
 
 import pytest
 
-from core.annotations import Task
-from core.boxes import Box
-from core.labeling import DisplayMapping
+from core.data.annotations import Task
+from core.data.boxes import Box
+from core.data.labeling import DisplayMapping
 from tests.docker_fixtures import base_image, docker_client, wheelhouse  # noqa: F401 - fixtures
 from tests.e2e.test_label_canvas import close, drag, open_image, toolbar_button, wait_for, wait_idle
 

@@ -10,11 +10,11 @@ from typing import Callable
 
 import pytest
 
-from core.annotations import Task
-from core.boxes import Box
-from core.imaging import probe_image
-from core.labeling import DisplayMapping
-from core.store import NewImage
+from core.data.annotations import Task
+from core.data.boxes import Box
+from core.data.imaging import probe_image
+from core.data.labeling import DisplayMapping
+from core.data.store import NewImage
 
 pytestmark = pytest.mark.e2e
 

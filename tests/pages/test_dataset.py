@@ -9,10 +9,10 @@ import time
 import pytest
 from PIL import Image
 
-from core.annotations import Annotation
-from core.boxes import Box
-from core.demo import create_demo_project
-from core.store import NewImage
+from core.data.annotations import Annotation
+from core.data.boxes import Box
+from core.data.demo import create_demo_project
+from core.data.store import NewImage
 
 
 def _shown(at) -> int:
@@ -189,7 +189,7 @@ def _big_project(store, n: int = 10_000, boxes_per_image: int = 10):
 @pytest.fixture(scope="module")
 def big_data_dir(tmp_path_factory):
     """A data dir with a 10,000-image / 100,000-box detection project "Big" (built once)."""
-    from core.store import Store
+    from core.data.store import Store
 
     root = tmp_path_factory.mktemp("big") / "data"
     _big_project(Store(root))

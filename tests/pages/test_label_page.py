@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import labeling
-from core.annotations import Annotation, Task
-from core.boxes import Box
-from core.imaging import probe_image
-from core.store import NewImage, Store
+from core.data import labeling
+from core.data.annotations import Annotation, Task
+from core.data.boxes import Box
+from core.data.imaging import probe_image
+from core.data.store import NewImage, Store
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "label.py")
 CANVAS_PREFIX = "studio.label.canvas."

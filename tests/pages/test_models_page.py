@@ -11,9 +11,9 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core import artefacts
-from core.annotations import Task
-from core.store import Store
+from core.data import artefacts
+from core.data.annotations import Task
+from core.data.store import Store
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "models.py")
 PROJECT_KEY = "studio.project"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.annotations import Annotation, Task
-from core.store import NewImage, Store
+from core.data.annotations import Annotation, Task
+from core.data.store import NewImage, Store
 from tests.coral_runtime import models as M
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "preview.py")
@@ -238,7 +238,7 @@ def test_live_webcam_in_a_real_browser(studio: Store, tmp_path: Path, output_dir
 def _det_studio(env: Path, tmp_path: Path, score_threshold: float) -> Store:
     """A detection project and a tiny detector whose manifest records ``score_threshold`` (the
     trainer's *Minimum score*; the tiny detector's own post-process op keeps boxes from 0.05)."""
-    from core.boxes import Box
+    from core.data.boxes import Box
 
     store = Store(env)
     project = store.create_project("critters", Task.DETECTION)

@@ -55,7 +55,7 @@ def test_demo_project_summary_and_picker(app):
 
 
 def _model(store, project: str, artefact_id: str) -> None:
-    from core import artefacts
+    from core.data import artefacts
 
     folder = artefacts.models_dir(store.root) / artefact_id
     folder.mkdir(parents=True)
@@ -64,7 +64,7 @@ def _model(store, project: str, artefact_id: str) -> None:
 
 
 def test_delete_needs_confirmation(app, store):
-    from core import artefacts
+    from core.data import artefacts
 
     store.create_project("Keep", "detection")
     doomed = store.create_project("Doomed", "detection")

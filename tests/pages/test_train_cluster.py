@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import settings
+from core.data import settings
 from tests.pages.test_train_page import page, ready, texts  # noqa: F401 - fixtures
 
 

@@ -15,10 +15,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
-from core.annotations import Annotation, Task
+from core.data.annotations import Annotation, Task
 from core.jobs import JobContext, JobState, JobTable, LocalRunner
-from core.store import NewImage, Store
-from tests.core.helpers import jpeg_bytes
+from core.data.store import NewImage, Store
+from tests.core.data.helpers import jpeg_bytes
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "train.py")
 PROJECT_KEY = "studio.project"
@@ -126,7 +126,7 @@ def test_presets_change_the_defaults(ready):
 
 def test_detection_project_has_detection_extras(env, store):
     project = store.create_project("balls", Task.DETECTION)
-    from core.boxes import Box
+    from core.data.boxes import Box
 
     data = [jpeg_bytes(64, 48, color=(10 * i, 0, 0)) for i in range(4)]
     store.add_images(project, [NewImage(d, f"b{i}.jpg", 64, 48, annotations=[Annotation("ball", Box(1, 1, 20, 20))])
@@ -303,7 +303,7 @@ def test_format_seconds():
 
 
 def test_result_metric_prefers_the_int8_model_in_the_manifest(store):
-    from core import artefacts
+    from core.data import artefacts
     from pages._shared.jobs import result_metric
 
     table = JobTable(store)

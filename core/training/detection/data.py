@@ -1,7 +1,7 @@
 """Training data for the detector: examples from the store, a tf.data pipeline, and the resize
 shared by training, evaluation and int8 calibration.
 
-Images are decoded upright (EXIF orientation applied, ``core.imaging.open_upright``), downscaled
+Images are decoded upright (EXIF orientation applied, ``core.data.imaging.open_upright``), downscaled
 once to at most ``cache_side`` pixels on the long side and kept in memory when they fit in the
 budget (else decoded again each time). Boxes are normalised ``(ymin, xmin, ymax, xmax)`` of the
 upright image.
@@ -25,8 +25,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from core.annotations import ImageRecord
-from core.imaging import open_upright
+from core.data.annotations import ImageRecord
+from core.data.imaging import open_upright
 
 RESIZE_MODES = ("stretch", "letterbox")
 

@@ -152,7 +152,7 @@ def evaluate_detection(store: Any, project: Any, artefact_dir: str | Path, split
     ``"all"``) of the project: ``{"float": {...}, "int8": {...}}``."""
     import keras
 
-    from core import artefacts
+    from core.data import artefacts
     from core.training.detection.anchors import AnchorSpec, generate_anchors
     from core.training.detection.data import ImageCache, examples_from_records
 

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from core.export import tflite_interpreter
+from core.training.int8 import tflite_interpreter
 from core.training.detection import encoding
 from core.training.detection.postprocess import PostprocessConfig
 

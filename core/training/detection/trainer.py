@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from core import artefacts
-from core.annotations import Project
+from core.data import artefacts
+from core.data.annotations import Project
 from core.training.hparams import DetectionHParams
 
 PREPARE = (0.0, 0.05)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from core.annotations import Annotation, Project
-from core.imaging import probe_image
-from core.store import NewImage, Store
+from core.data.annotations import Annotation, Project
+from core.data.imaging import probe_image
+from core.data.store import NewImage, Store
 
 
 def add_digits(store: Store, digits_dir: Path, classes=("0", "1", "2"), per_class: int = 12,
@@ -27,7 +27,7 @@ def add_digits(store: Store, digits_dir: Path, classes=("0", "1", "2"), per_clas
 
 
 class FakeContext:
-    """The JobContext interface of core/jobs.py, recording events (for trainer unit tests)."""
+    """The JobContext interface of core/jobs/, recording events (for trainer unit tests)."""
 
     def __init__(self, store: Store, work_dir: Path, cancel_after_batches: int | None = None):
         self.job_id = "test-job"
@@ -60,6 +60,6 @@ class FakeContext:
         if self._cancel.is_set():
             try:
                 from core.jobs import JobCancelled
-            except ImportError:  # core/jobs.py not there yet
+            except ImportError:  # core/jobs/ not there yet
                 raise KeyboardInterrupt("cancelled") from None
             raise JobCancelled("cancelled")

@@ -15,9 +15,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from core import artefacts
+from core.data import artefacts
 from core.jobs import JobState, JobTable, LocalRunner, run_foreground
-from core.store import Store
+from core.data.store import Store
 from tests.core.training.helpers import FakeContext, add_digits
 
 pytestmark = pytest.mark.slow
@@ -27,8 +27,8 @@ HP = {"epochs": 3, "image_size": 64, "alpha": 0.35, "batch_size": 8, "weights": 
 
 
 def run_cli(argv: list[str]) -> tuple[int, dict, str]:
-    """Run ``python -m core …`` in-process; returns (exit code, last-line JSON, all stdout)."""
-    from core.__main__ import main
+    """Run ``python -m cli …`` in-process; returns (exit code, last-line JSON, all stdout)."""
+    from cli.__main__ import main
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -39,7 +39,7 @@ def run_cli(argv: list[str]) -> tuple[int, dict, str]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, digits_dir):
-    """One model for the module, trained by the CLI (``python -m core train``: run_foreground)."""
+    """One model for the module, trained by the CLI (``python -m cli train``: run_foreground)."""
     store = Store(tmp_path_factory.mktemp("cls") / "data")
     project = add_digits(store, digits_dir, classes=("0", "1", "2"), per_class=14)
     t0 = time.monotonic()
@@ -105,7 +105,7 @@ def test_artefact_folder_and_manifest(trained):
 
 
 def test_int8_model_has_only_8bit_tensors(trained):
-    from core.export import inspect_tflite, non_int8_tensors
+    from core.training.int8 import inspect_tflite, non_int8_tensors
 
     info = inspect_tflite(trained.folder / artefacts.INT8_MODEL)
     assert non_int8_tensors(info) == []
@@ -190,8 +190,8 @@ def test_cli_train_failure_is_json_last(tmp_path, digits_dir):
 
 
 def test_train_options_map_to_hparams():
-    from core.__main__ import build_parser
-    from core.cli.train import hparams_from_args
+    from cli.__main__ import build_parser
+    from cli.train import hparams_from_args
 
     args = build_parser().parse_args(["train", "--project", "p", "--epochs", "4", "--image-size", "96",
                                       "--alpha", "0.5", "--batch-size", "16", "--learning-rate", "0.01",

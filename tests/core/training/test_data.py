@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.annotations import Annotation
-from core.imaging import probe_image
-from core.store import NewImage
+from core.data.annotations import Annotation
+from core.data.imaging import probe_image
+from core.data.store import NewImage
 from core.training.data import (DatasetError, collect_examples, load_image, load_images, make_dataset, one_hot,
                                 representative_images)
 from tests.core.training.helpers import add_digits

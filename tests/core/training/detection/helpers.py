@@ -5,10 +5,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from core.annotations import Annotation, Project
-from core.boxes import Box
-from core.imaging import probe_image
-from core.store import NewImage, Store
+from core.data.annotations import Annotation, Project
+from core.data.boxes import Box
+from core.data.imaging import probe_image
+from core.data.store import NewImage, Store
 
 
 def voc_boxes(xml_path: Path) -> list[tuple[str, float, float, float, float]]:

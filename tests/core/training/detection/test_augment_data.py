@@ -94,10 +94,10 @@ def test_model_input_is_uint8_square():
 
 
 def test_images_are_decoded_upright(store):
-    from core.annotations import Annotation
-    from core.boxes import Box
-    from core.imaging import probe_image
-    from core.store import NewImage
+    from core.data.annotations import Annotation
+    from core.data.boxes import Box
+    from core.data.imaging import probe_image
+    from core.data.store import NewImage
 
     # a 40x20 (w x h) image stored rotated with EXIF orientation 6 (upright it is 20 wide, 40 high)
     im = Image.new("RGB", (40, 20), (0, 0, 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.boxes import Box
+from core.data.boxes import Box
 from core.training.detection import encoding
 from core.training.detection.anchors import AnchorSpec, feature_sizes, generate_anchors, to_corners
 from core.training.detection.matching import assign_targets, iou_matrix

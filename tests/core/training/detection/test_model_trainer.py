@@ -37,10 +37,10 @@ def test_image_size_check():
 
 
 def test_training_without_boxes_fails_cleanly(store):
-    from core import artefacts
-    from core.annotations import Annotation
+    from core.data import artefacts
+    from core.data.annotations import Annotation
     from core.jobs import JobState
-    from core.store import NewImage
+    from core.data.store import NewImage
     from tests.core.training.detection.helpers import run_detection_job
 
     project = store.create_project("empty", "detection")

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from core import artefacts
+from core.data import artefacts
 from core.jobs import JobState
 from tests.core.training.detection.helpers import add_raccoons, run_detection_job
 
@@ -26,7 +26,7 @@ HPARAMS = {"image_size": 160, "alpha": 0.35, "weights": "none", "train_on": "all
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, raccoon_dir):
-    from core.store import Store
+    from core.data.store import Store
 
     store = Store(tmp_path_factory.mktemp("det-overfit") / "data")
     project = add_raccoons(store, raccoon_dir, count=8)

@@ -1,1 +1,0 @@
-"""Subcommand groups of ``python -m core``."""
