@@ -96,7 +96,7 @@ def cmd_build_image(args: argparse.Namespace) -> int:
         if not rec.get("image_id"):
             summary.update(ok=False, error="nothing to push: no image was built (no Docker engine?)")
         else:
-            from builder.docker import PushError, push
+            from builder.registry import PushError, push
 
             try:
                 res = push(rec["tag"], args.push, args.username, password, base_url=args.docker_url,

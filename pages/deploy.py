@@ -173,7 +173,7 @@ PUSH_REGISTRY, PUSH_USER, PUSH_PASSWORD = KEY + "push_registry", KEY + "push_use
 def _push(tag: str, build_id: str) -> None:
     """The push button's callback: runs before the page, takes the password out of the widget state
     at once (so it never outlives this call), pushes with it, keeps only the outcome."""
-    from builder import docker as bd
+    from builder import registry as breg
 
     registry = str(state.widget_value(PUSH_REGISTRY, "") or "").strip()
     username = str(state.widget_value(PUSH_USER, "") or "").strip()
@@ -183,10 +183,10 @@ def _push(tag: str, build_id: str) -> None:
         PUSH_RESULT.set({"build": build_id, "ok": False, "message": "Enter the registry's address."})
         return
     try:
-        res = bd.push(tag, registry, username or None, password)
+        res = breg.push(tag, registry, username or None, password)
         PUSH_RESULT.set({"build": build_id, "ok": True, "pull": f"docker pull {res.reference}",
                          "message": f"Pushed `{res.repository}:{res.tag}` — digest `{res.digest}`"})
-    except bd.PushError as exc:
+    except breg.PushError as exc:
         PUSH_RESULT.set({"build": build_id, "ok": False, "message": str(exc)})
     finally:
         password = None

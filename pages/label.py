@@ -11,181 +11,15 @@ import streamlit as st
 
 from core.data import labeling
 from core.data.annotations import SPLITS, Project, Task
-from core.data.store import ConflictError, Store, StoreError
+from core.data.store import Store, StoreError
+from pages._shared import label_actions as actions
 from pages._shared import label_state as ls
+from pages._shared.label_actions import NO_CLASS
 from pages._shared import state, widgets
 
 STROKE = 2
 NOTICE_ICONS = {"info": ":material/info:", "success": ":material/check_circle:", "warning": ":material/warning:",
                 "error": ":material/error:"}
-NO_CLASS = "— no class —"
-
-
-# -- callbacks (run before the script, so they may set widget values) ---------------------
-def _go(image_id: str) -> None:
-    ls.set_current(image_id)
-
-
-def _next_unlabelled(store: Store, project: Project, ids: list[str], idx: int) -> None:
-    nxt = labeling.next_unlabelled(ids, set(store.image_ids(project, unlabelled=True)), idx)
-    if nxt is not None:
-        ls.set_current(ids[nxt])
-
-
-def _jump(ids: list[str], shown: int) -> None:
-    n = int(ls.value(ls.JUMP_WIDGET) or 1)
-    if n - 1 != shown:  # ignore a stale report of the number that was already shown
-        ls.set_current(ids[labeling.clamp_index(n - 1, len(ids))])
-
-
-def _add_class(store: Store, project: Project) -> None:
-    name = (ls.value(ls.NEW_CLASS_WIDGET) or "").strip()
-    if not name:
-        ls.notice("Type a name for the new class first.", "warning")
-        return
-    same = next((c for c in store.label_map(project).names if c.casefold() == name.casefold()), None)
-    if same is not None:  # "Raccoon" beside "raccoon" would split one kind of object in two
-        ls.notice(f"There is already a class **{same}**: it is selected for new boxes.", "warning")
-        ls.choose_class(same)
-        ls.set_value(ls.NEW_CLASS_WIDGET, "")
-        return
-    try:
-        store.add_class(project, name)
-    except StoreError as exc:
-        ls.notice(str(exc), "error")
-        return
-    ls.choose_class(name)
-    ls.set_value(ls.NEW_CLASS_WIDGET, "")
-    ls.notice(f"Class **{name}** added: new boxes get it.", "success")
-
-
-def _box_still_there(image_id: str, revision: int, index: int) -> ls.Sync | None:
-    """The sync record when box ``index`` of ``image_id`` at ``revision`` is what the user saw.
-
-    Widget callbacks can fire late (e.g. a selector's value arriving with the click that
-    opened another photo): they must never touch a different photo or a newer version."""
-    s = ls.SYNC.get()
-    if s is None or s.image_id != image_id or s.revision != revision:
-        return None
-    if not 0 <= index < sum(1 for a in s.baseline if a.box is not None):
-        return None
-    return s
-
-
-def _relabel(store: Store, project: Project, image_id: str, revision: int, index: int,
-             key: str) -> None:
-    s = _box_still_there(image_id, revision, index)
-    label = ls.value(key)
-    if s is None or not label:
-        return
-    if [a for a in s.baseline if a.box is not None][index].label == label:
-        return
-    ls.save_annotations(store, project, labeling.relabel(s.baseline, index, label), redraw=True)
-
-
-def _delete(store: Store, project: Project, image_id: str, revision: int, index: int) -> None:
-    s = _box_still_there(image_id, revision, index)
-    if s is not None:
-        ls.save_annotations(store, project, labeling.remove_box(s.baseline, index), redraw=True)
-
-
-def _accept(store: Store, project: Project) -> None:
-    s = ls.SYNC.get()
-    if s is not None and ls.save_annotations(store, project, labeling.accept_all(s.baseline),
-                                             redraw=True):
-        ls.notice("Predictions accepted: this photo is reviewed.", "success")
-
-
-def _accept_and_next(store: Store, project: Project, ids: list[str], idx: int) -> None:
-    """Accept this photo's suggestions, then open the next photo that still has some."""
-    _accept(store, project)
-    if ls.conflict() is not None:
-        return
-    nxt = labeling.next_unlabelled(ids, set(store.image_ids(project, unreviewed=True)), idx)
-    if nxt is not None and nxt != idx:
-        ls.set_current(ids[nxt])
-    else:
-        ls.notice("Every photo here is reviewed.", "success")
-
-
-def _suggest(store: Store, project: Project, models: list[dict]) -> None:
-    """Replace the photo's unreviewed boxes by the chosen model's predictions."""
-    s = ls.SYNC.get()
-    by_id = {m["id"]: m for m in models}
-    model = by_id.get(ls.value(ls.MODEL_WIDGET))
-    if s is None or model is None:
-        return
-    rec = store.get_image(project, s.image_id)
-    try:
-        pred = ls.predict(model["path"], store.read_image_bytes(rec.id))
-    except Exception as exc:  # noqa: BLE001 - a broken model must not break labelling
-        ls.notice(f"The model could not run on this photo: {exc}", "error")
-        return
-    suggested = labeling.predictions_to_annotations(
-        pred, min_score=float(ls.value(ls.MIN_SCORE_WIDGET, 0.3)), image_size=(rec.width, rec.height))
-    kept = [a for a in s.baseline if a.reviewed]
-    if ls.save_annotations(store, project, kept + suggested, redraw=True):
-        ls.notice(f"{len(suggested)} suggested box{'es' if len(suggested) != 1 else ''} added "
-                  "(dashed): check them, fix what is wrong, then press Accept.", "info")
-
-
-def _undo(store: Store, project: Project) -> None:
-    s = ls.SYNC.get()
-    if s is None:
-        return
-    try:
-        store.undo(project, s.image_id, expected_revision=s.revision)
-    except ConflictError as exc:
-        if ls.conflict() is None:  # keep an unsaved version already waiting for a decision
-            ls.set_conflict(ls.Conflict(s.image_id, list(s.baseline), str(exc)))
-        return
-    except StoreError as exc:
-        ls.notice(str(exc), "warning")
-        return
-    rec = store.get_image(project, s.image_id)
-    ls.saved(list(rec.annotations), rec.revision, redraw=True)
-    ls.notice("Undone.", "info")
-
-
-def _load_theirs(store: Store, project: Project) -> None:
-    c = ls.conflict()
-    if c is not None:
-        ls.reload(store.get_image(project, c.image_id))
-        ls.set_conflict(None)
-
-
-def _keep_mine(store: Store, project: Project) -> None:
-    c, s = ls.conflict(), ls.SYNC.get()
-    if c is None or s is None:
-        return
-    s.revision = store.get_image(project, c.image_id).revision
-    if ls.save_annotations(store, project, c.pending, redraw=True):
-        ls.notice("Your version was saved over the other change.", "success")
-
-
-def _bulk_assign(store: Store, project: Project) -> None:
-    picked = sorted(ls.grid_selected())
-    choice = ls.value(ls.GRID_BULK_CLASS)
-    if not picked or not choice:
-        return
-    label = None if choice == NO_CLASS else choice
-    n = store.set_class_label(project, picked, label)
-    ls.clear_picks()
-    what = f"class **{label}**" if label else "no class"
-    ls.notice(f"{n} photo{'s' if n != 1 else ''} now {'have' if n != 1 else 'has'} {what}.", "success")
-
-
-def _set_one_class(store: Store, project: Project, image_id: str, key: str) -> None:
-    choice = ls.value(key)
-    if not choice:
-        return
-    label = None if choice == NO_CLASS else choice
-    try:
-        current = store.get_image(project, image_id).class_label
-    except StoreError:
-        return
-    if label != current:
-        store.set_class_label(project, [image_id], label)
 
 
 # -- shared parts ----------------------------------------------------------------------------
@@ -239,7 +73,7 @@ def _progress(store: Store, project: Project, where) -> None:
 def _add_class_row(store: Store, project: Project, where) -> None:
     # stacked: beside the canvas the panel is too narrow for the button's label next to the field
     where.text_input("New class", key=ls.NEW_CLASS_WIDGET, placeholder="e.g. raccoon")
-    where.button("Add class", key=ls.P + "add_class", on_click=_add_class, args=(store, project),
+    where.button("Add class", key=ls.P + "add_class", on_click=actions.add_class, args=(store, project),
                  icon=":material/add:", width="stretch")
 
 
@@ -251,9 +85,9 @@ def _conflict_box(store: Store, project: Project) -> None:
              "**Load their version** to see their change, or **Keep mine** to replace it with yours.",
              icon=":material/sync_problem:")
     a, b, _ = st.columns([1, 1, 2])
-    a.button("Load their version", key=ls.P + "load_theirs", on_click=_load_theirs,
+    a.button("Load their version", key=ls.P + "load_theirs", on_click=actions.load_theirs,
              args=(store, project), icon=":material/download:")
-    b.button("Keep mine (overwrite)", key=ls.P + "keep_mine", on_click=_keep_mine,
+    b.button("Keep mine (overwrite)", key=ls.P + "keep_mine", on_click=actions.keep_mine,
              args=(store, project), icon=":material/save:")
 
 
@@ -295,14 +129,14 @@ def detection_page(store: Store, project: Project) -> None:
     unlabelled = set(store.image_ids(project, unlabelled=True))
     nxt = labeling.next_unlabelled(ids, unlabelled, idx)
     c = st.columns([1.2, 1.2, 1.3, 1.6, 3], vertical_alignment="bottom")
-    c[0].button("Previous", key=ls.P + "prev", on_click=_go, args=(ids[idx - 1],) if idx else (cur,),
+    c[0].button("Previous", key=ls.P + "prev", on_click=actions.go, args=(ids[idx - 1],) if idx else (cur,),
                 disabled=idx == 0, icon=":material/chevron_left:", width="stretch")
-    c[1].button("Next", key=ls.P + "next", on_click=_go, args=(ids[min(idx + 1, n - 1)],),
+    c[1].button("Next", key=ls.P + "next", on_click=actions.go, args=(ids[min(idx + 1, n - 1)],),
                 disabled=idx >= n - 1, icon=":material/chevron_right:", width="stretch")
     ls.set_value(ls.JUMP_WIDGET, idx + 1)
     c[2].number_input(f"Photo (of {n})", min_value=1, max_value=n, step=1, key=ls.JUMP_WIDGET,
-                      on_change=_jump, args=(ids, idx))
-    c[3].button("Next unlabelled", key=ls.P + "next_unlabelled", on_click=_next_unlabelled,
+                      on_change=actions.jump, args=(ids, idx))
+    c[3].button("Next unlabelled", key=ls.P + "next_unlabelled", on_click=actions.next_unlabelled,
                 args=(store, project, ids, idx),
                 disabled=nxt is None or nxt == idx, icon=":material/skip_next:",
                 width="stretch")
@@ -380,16 +214,16 @@ def detection_page(store: Store, project: Project) -> None:
         _box_list(store, project, s, classes, colors)
         st.divider()
         a, b = st.columns(2)
-        a.button("Undo", key=ls.P + "undo", on_click=_undo, args=(store, project),
+        a.button("Undo", key=ls.P + "undo", on_click=actions.undo, args=(store, project),
                  disabled=not store.can_undo(project, rec.id), icon=":material/undo:",
                  width="stretch", help="Undo the last saved change on this photo.")
         unreviewed = [x for x in s.baseline if not x.reviewed]
-        b.button("Accept", key=ls.P + "accept", on_click=_accept, args=(store, project),
+        b.button("Accept", key=ls.P + "accept", on_click=actions.accept, args=(store, project),
                  disabled=not unreviewed, icon=":material/done_all:", type="primary",
                  width="stretch",
                  help="Mark the model's suggested boxes on this photo as reviewed.")
         if unreviewed or store.count_images(project, unreviewed=True):
-            st.button("Accept & next to review", key=ls.P + "accept_next", on_click=_accept_and_next,
+            st.button("Accept & next to review", key=ls.P + "accept_next", on_click=actions.accept_and_next,
                       args=(store, project, ids, idx), disabled=not unreviewed,
                       icon=":material/fast_forward:", width="stretch")
         st.select_slider("Canvas size", list(ls.SIZES), key=ls.SIZE_WIDGET)
@@ -411,7 +245,7 @@ def _suggest_panel(store: Store, project: Project) -> None:
         if ls.value(ls.MIN_SCORE_WIDGET) is None:
             ls.set_value(ls.MIN_SCORE_WIDGET, 0.3)
         st.slider("Minimum score", 0.05, 0.95, step=0.05, key=ls.MIN_SCORE_WIDGET)
-        st.button("Suggest boxes for this photo", key=ls.P + "suggest", on_click=_suggest,
+        st.button("Suggest boxes for this photo", key=ls.P + "suggest", on_click=actions.suggest,
                   args=(store, project, models), icon=":material/auto_awesome:", width="stretch",
                   help="Replaces this photo's unreviewed suggestions; your own boxes stay.")
 
@@ -442,10 +276,10 @@ def _box_list(store: Store, project: Project, s: ls.Sync, classes: list[str],
                     unsafe_allow_html=True)
         options = classes if a.label in classes else [*classes, a.label]
         r2.selectbox(f"Class of box {i + 1}", options, index=options.index(a.label), key=key,
-                     label_visibility="collapsed", on_change=_relabel,
+                     label_visibility="collapsed", on_change=actions.relabel,
                      args=(store, project, s.image_id, s.revision, i, key))
         r3.button("", key=f"{key}.del", icon=":material/delete:", help=f"Delete box {i + 1}",
-                  on_click=_delete, args=(store, project, s.image_id, s.revision, i))
+                  on_click=actions.delete, args=(store, project, s.image_id, s.revision, i))
 
 
 # -- classification --------------------------------------------------------------------------
@@ -480,7 +314,7 @@ def classification_page(store: Store, project: Project) -> None:
         ls.ensure_choice(ls.GRID_BULK_CLASS, options, options[0])
         b1.selectbox("Class for the selection", options, key=ls.GRID_BULK_CLASS)
         b2.button(f"Assign to {len(selected)} selected", key=ls.P + "bulk_assign",
-                  on_click=_bulk_assign, args=(store, project), disabled=not selected,
+                  on_click=actions.bulk_assign, args=(store, project), disabled=not selected,
                   type="primary", icon=":material/label:", width="stretch")
         b3.button("Clear selection", key=ls.P + "clear_sel", on_click=ls.clear_picks,
                   disabled=not selected, width="stretch")
@@ -509,7 +343,7 @@ def classification_page(store: Store, project: Project) -> None:
                 opts = [NO_CLASS, *classes] + ([current] if current and current not in classes else [])
                 key = f"{ls.GRID_CLASS_PREFIX}{rec.id}.{rec.revision}"
                 st.selectbox("Class", opts, index=opts.index(current) if current else 0, key=key,
-                             label_visibility="collapsed", on_change=_set_one_class,
+                             label_visibility="collapsed", on_change=actions.set_one_class,
                              args=(store, project, rec.id, key))
     _progress(store, project, progress_slot)
 

@@ -13,20 +13,22 @@ it was.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sqlite3
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from core.data import db
-from core.data.annotations import SPLITS, Annotation, ImageRecord, LabelMap, Project, Task
-from core.data.boxes import Box
 from core.config import data_dir as default_data_dir
+from core.data import db
+from core.data.annotations import SPLITS, Annotation, ImageRecord, Project, Task
+from core.data.boxes import Box
+from core.data.store_labels import LabelsMixin
+from core.data.store_rows import AddResult, ConflictError, NewImage, StoreError, sha256_bytes
+from core.data.store_splits import SplitsMixin
+
+__all__ = ["AddResult", "ConflictError", "NewImage", "SCHEMA", "Store", "StoreError", "sha256_bytes"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -83,74 +85,7 @@ CREATE TABLE IF NOT EXISTS annotation_history (
 """
 
 
-class StoreError(Exception):
-    """A store operation that cannot be done, with a message for the user."""
-
-
-class ConflictError(StoreError):
-    """Someone else saved the image since it was loaded (revision mismatch)."""
-
-    def __init__(self, image_id: str, expected: int, actual: int):
-        super().__init__(
-            f"This image was changed elsewhere since it was opened (now at revision {actual}, the edit was "
-            f"made on revision {expected}). Load the latest version before editing again."
-        )
-        self.image_id, self.expected, self.actual = image_id, expected, actual
-
-
-@dataclass(frozen=True)
-class NewImage:
-    """An image ready to be added: bytes already validated, annotations in upright pixels."""
-
-    data: bytes
-    filename: str
-    width: int
-    height: int
-    annotations: Sequence[Annotation] = ()
-    split: str | None = None  # None: assigned by the stratified split
-
-
-@dataclass
-class AddResult:
-    images_added: int = 0
-    images_existing: int = 0
-    boxes_added: int = 0
-    labels_added: int = 0
-    unlabelled_added: int = 0
-    classes_added: list[str] = field(default_factory=list)
-    image_ids: list[str] = field(default_factory=list)
-    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (filename, same pixels as filename)
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _ann_to_json(anns: Iterable[Annotation]) -> str:
-    out = []
-    for a in anns:
-        d: dict = {"label": a.label, "reviewed": a.reviewed}
-        if a.box is not None:
-            d["box"] = list(a.box.as_tuple())
-        if a.score is not None:
-            d["score"] = a.score
-        out.append(d)
-    return json.dumps(out)
-
-
-def _ann_from_json(text: str) -> list[Annotation]:
-    return [
-        Annotation(
-            label=d["label"],
-            box=Box(*d["box"]) if d.get("box") else None,
-            reviewed=d.get("reviewed", True),
-            score=d.get("score"),
-        )
-        for d in json.loads(text)
-    ]
-
-
-class Store:
+class Store(LabelsMixin, SplitsMixin):
     """Projects, classes, images and annotations under one data directory."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None):
@@ -255,83 +190,6 @@ class Store:
             conn.execute("DELETE FROM classes WHERE project_id=?", (project.id,))
             conn.execute("DELETE FROM projects WHERE id=?", (project.id,))
 
-    # -- classes ----------------------------------------------------------
-    def label_map(self, project: Project, conn: sqlite3.Connection | None = None) -> LabelMap:
-        c = conn or self.connect()
-        rows = c.execute(
-            "SELECT name, class_id FROM classes WHERE project_id=? ORDER BY class_id", (project.id,)
-        ).fetchall()
-        return LabelMap({r["name"]: r["class_id"] for r in rows})
-
-    def add_class(self, project: Project, name: str) -> int:
-        """Add a class (no-op when present); returns its stable id."""
-        name = name.strip()
-        if not name:
-            raise StoreError("A class needs a name.")
-        with self.connect() as conn, db.transaction(conn):
-            return self._ensure_class(conn, project, name)
-
-    def _ensure_class(self, conn: sqlite3.Connection, project: Project, name: str) -> int:
-        r = conn.execute(
-            "SELECT class_id FROM classes WHERE project_id=? AND name=?", (project.id, name)
-        ).fetchone()
-        if r:
-            return r["class_id"]
-        nxt = conn.execute(
-            "SELECT COALESCE(MAX(class_id), -1) + 1 FROM classes WHERE project_id=?", (project.id,)
-        ).fetchone()[0]
-        conn.execute(
-            "INSERT INTO classes(project_id, class_id, name) VALUES (?,?,?)", (project.id, nxt, name)
-        )
-        return nxt
-
-    def rename_class(self, project: Project, old: str, new: str) -> None:
-        new = new.strip()
-        if not new:
-            raise StoreError("A class needs a name.")
-        with self.connect() as conn, db.transaction(conn):
-            lm = self.label_map(project, conn)
-            if old in lm:
-                self._touch_class_images(conn, project, lm.id_of(old))
-            try:
-                cur = conn.execute(
-                    "UPDATE classes SET name=? WHERE project_id=? AND name=?", (new, project.id, old)
-                )
-            except sqlite3.IntegrityError:
-                raise StoreError(f"A class named {new!r} already exists.") from None
-            if cur.rowcount == 0:
-                raise StoreError(f"No class {old!r}.")
-
-    @staticmethod
-    def _touch_class_images(conn: sqlite3.Connection, project: Project, class_id: int) -> None:
-        """A new revision for every image labelled with ``class_id``: an editor that has one open
-        (the Label page) sees the change instead of saving the old class name back."""
-        conn.execute("UPDATE images SET revision = revision + 1 WHERE project_id=? AND image_id IN "
-                     "(SELECT image_id FROM annotations WHERE project_id=? AND class_id=?)",
-                     (project.id, project.id, class_id))
-
-    def delete_class(self, project: Project, name: str, reassign_to: str | None = None) -> int:
-        """Delete a class; its annotations move to ``reassign_to`` or are deleted. Returns count."""
-        with self.connect() as conn, db.transaction(conn):
-            lm = self.label_map(project, conn)
-            if name not in lm:
-                raise StoreError(f"No class {name!r}.")
-            cid = lm.id_of(name)
-            if reassign_to is not None:
-                if reassign_to not in lm or reassign_to == name:
-                    raise StoreError(f"Cannot move boxes to {reassign_to!r}.")
-            self._touch_class_images(conn, project, cid)
-            if reassign_to is not None:
-                n = conn.execute(
-                    "UPDATE annotations SET class_id=? WHERE project_id=? AND class_id=?",
-                    (lm.id_of(reassign_to), project.id, cid),
-                ).rowcount
-            else:
-                n = conn.execute(
-                    "DELETE FROM annotations WHERE project_id=? AND class_id=?", (project.id, cid)
-                ).rowcount
-            conn.execute("DELETE FROM classes WHERE project_id=? AND class_id=?", (project.id, cid))
-            return n
 
     # -- images -----------------------------------------------------------
     def add_images(self, project: Project, items: Iterable[NewImage]) -> AddResult:
@@ -513,174 +371,3 @@ class Store:
                 n += conn.execute("DELETE FROM images WHERE project_id=? AND image_id=?",
                                   (project.id, iid)).rowcount
             return n
-
-    # -- annotations ------------------------------------------------------
-    def set_annotations(self, project: Project, image_id: str, annotations: Sequence[Annotation],
-                        expected_revision: int | None = None) -> int:
-        """Replace an image's annotations; returns the new revision.
-
-        When ``expected_revision`` is given and the stored revision differs,
-        raises ConflictError and changes nothing. The previous annotations are
-        kept in the history so the change can be undone. Unknown classes are added.
-        """
-        with self.connect() as conn, db.transaction(conn):
-            r = conn.execute("SELECT revision FROM images WHERE project_id=? AND image_id=?",
-                             (project.id, image_id)).fetchone()
-            if r is None:
-                raise StoreError(f"No image {image_id[:12]}… in project {project.name!r}.")
-            rev = r["revision"]
-            if expected_revision is not None and expected_revision != rev:
-                raise ConflictError(image_id, expected_revision, rev)
-            old = self._records(conn, project, conn.execute(
-                "SELECT * FROM images WHERE project_id=? AND image_id=?", (project.id, image_id)
-            ).fetchall())[0]
-            conn.execute(
-                "INSERT OR REPLACE INTO annotation_history(project_id, image_id, revision, annotations,"
-                " saved) VALUES (?,?,?,?,?)",
-                (project.id, image_id, rev, _ann_to_json(old.annotations), time.time()),
-            )
-            self._replace(conn, project, image_id, annotations)
-            reviewed = all(a.reviewed for a in annotations)
-            conn.execute("UPDATE images SET revision=?, reviewed=? WHERE project_id=? AND image_id=?",
-                         (rev + 1, 1 if reviewed else 0, project.id, image_id))
-            return rev + 1
-
-    def _replace(self, conn: sqlite3.Connection, project: Project, image_id: str,
-                 annotations: Sequence[Annotation]) -> None:
-        conn.execute("DELETE FROM annotations WHERE project_id=? AND image_id=?", (project.id, image_id))
-        rows = []
-        for a in annotations:
-            cid = self._ensure_class(conn, project, a.label)
-            rows.append((project.id, image_id, cid, *(a.box.as_tuple() if a.box else (None,) * 4),
-                         1 if a.reviewed else 0, a.score))
-        conn.executemany(
-            "INSERT INTO annotations(project_id, image_id, class_id, x_min, y_min, x_max, y_max,"
-            " reviewed, score) VALUES (?,?,?,?,?,?,?,?,?)", rows)
-
-    def can_undo(self, project: Project, image_id: str) -> bool:
-        with self.connect() as conn:
-            return conn.execute(
-                "SELECT 1 FROM annotation_history WHERE project_id=? AND image_id=? LIMIT 1",
-                (project.id, image_id)).fetchone() is not None
-
-    def undo(self, project: Project, image_id: str, expected_revision: int | None = None) -> int:
-        """Restore the annotations from before the last change; returns the new revision."""
-        with self.connect() as conn:
-            h = conn.execute(
-                "SELECT revision, annotations FROM annotation_history WHERE project_id=? AND image_id=?"
-                " ORDER BY revision DESC LIMIT 1", (project.id, image_id)).fetchone()
-        if h is None:
-            raise StoreError("Nothing to undo on this image.")
-        anns = _ann_from_json(h["annotations"])
-        with self.connect() as conn, db.transaction(conn):
-            r = conn.execute("SELECT revision FROM images WHERE project_id=? AND image_id=?",
-                             (project.id, image_id)).fetchone()
-            rev = r["revision"]
-            if expected_revision is not None and expected_revision != rev:
-                raise ConflictError(image_id, expected_revision, rev)
-            self._replace(conn, project, image_id, anns)
-            conn.execute("DELETE FROM annotation_history WHERE project_id=? AND image_id=? AND revision=?",
-                         (project.id, image_id, h["revision"]))
-            conn.execute("UPDATE images SET revision=?, reviewed=? WHERE project_id=? AND image_id=?",
-                         (rev + 1, 1 if all(a.reviewed for a in anns) else 0, project.id, image_id))
-            return rev + 1
-
-    def set_class_label(self, project: Project, image_ids: Sequence[str], label: str | None) -> int:
-        """Classification: set (or clear, with None) the class of many images at once."""
-        with self.connect() as conn, db.transaction(conn):
-            cid = self._ensure_class(conn, project, label) if label else None
-            n = 0
-            for iid in image_ids:
-                r = conn.execute("SELECT revision FROM images WHERE project_id=? AND image_id=?",
-                                 (project.id, iid)).fetchone()
-                if r is None:
-                    continue
-                conn.execute("DELETE FROM annotations WHERE project_id=? AND image_id=?", (project.id, iid))
-                if cid is not None:
-                    conn.execute("INSERT INTO annotations(project_id, image_id, class_id, reviewed)"
-                                 " VALUES (?,?,?,1)", (project.id, iid, cid))
-                conn.execute("UPDATE images SET revision=revision+1, reviewed=1"
-                             " WHERE project_id=? AND image_id=?", (project.id, iid))
-                n += 1
-            return n
-
-    # -- splits -----------------------------------------------------------
-    def set_split(self, project: Project, image_ids: Sequence[str], split: str) -> int:
-        """Put images in ``split`` by hand (locks them against automatic re-splitting)."""
-        if split not in SPLITS:
-            raise StoreError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
-        with self.connect() as conn, db.transaction(conn):
-            return sum(conn.execute(
-                "UPDATE images SET split=?, split_locked=1 WHERE project_id=? AND image_id=?",
-                (split, project.id, iid)).rowcount for iid in image_ids)
-
-    def assign_splits(self, project: Project, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                      seed: int = 0, include_locked: bool = False,
-                      only_ids: set[str] | None = None) -> dict[str, int]:
-        """Deterministic stratified split of the (unlocked) images; returns counts per split.
-
-        Images are stratified by their first class (or "unlabelled"). ``only_ids``
-        restricts the assignment to those images (e.g. the ones just imported), so
-        earlier images keep their split.
-        """
-        from core.data.split import stratified_split
-
-        with self.connect() as conn, db.transaction(conn):
-            lock_clause = "" if include_locked else " AND i.split_locked=0"
-            rows = conn.execute(
-                "SELECT i.image_id, i.content, (SELECT MIN(a.class_id) FROM annotations a WHERE"
-                " a.project_id=i.project_id AND a.image_id=i.image_id) AS cls"
-                f" FROM images i WHERE i.project_id=?{lock_clause} ORDER BY i.seq", (project.id,)).fetchall()
-            rows = [r for r in rows if only_ids is None or r[0] in only_ids]
-            # copies of the same pixels always share a split (no train/test leak)
-            strata: dict[str, object] = {}
-            for r in rows:
-                strata.setdefault(r["content"], r["cls"])
-            by_content = stratified_split(strata, ratios, seed)
-            assignment = {r["image_id"]: by_content[r["content"]] for r in rows}
-            for split in SPLITS:
-                ids = [i for i, s in assignment.items() if s == split]
-                conn.executemany(
-                    "UPDATE images SET split=?, split_locked=CASE WHEN ? THEN 0 ELSE split_locked END"
-                    " WHERE project_id=? AND image_id=?",
-                    [(split, include_locked, project.id, i) for i in ids])
-            conn.execute("UPDATE projects SET split_seed=? WHERE id=?", (seed, project.id))
-        return {s: sum(1 for v in assignment.values() if v == s) for s in SPLITS}
-
-    # -- statistics -------------------------------------------------------
-    def stats(self, project: Project) -> dict:
-        """Counts for a summary: images, labelled, boxes, per class and per split."""
-        with self.connect() as conn:
-            pid = project.id
-            images = conn.execute("SELECT COUNT(*) FROM images WHERE project_id=?", (pid,)).fetchone()[0]
-            labelled = conn.execute(
-                "SELECT COUNT(DISTINCT image_id) FROM annotations WHERE project_id=?", (pid,)).fetchone()[0]
-            boxes = conn.execute("SELECT COUNT(*) FROM annotations WHERE project_id=? AND x_min IS NOT NULL",
-                                 (pid,)).fetchone()[0]
-            counts = {r[0]: (r[1], r[2]) for r in conn.execute(
-                "SELECT class_id, COUNT(*), COUNT(DISTINCT image_id) FROM annotations"
-                " WHERE project_id=? GROUP BY class_id", (pid,))}
-            per_class = {
-                r["name"]: dict(zip(("annotations", "images"), counts.get(r["class_id"], (0, 0))))
-                for r in conn.execute("SELECT class_id, name FROM classes WHERE project_id=? ORDER BY class_id",
-                                      (pid,))
-            }
-            per_split = {s: 0 for s in SPLITS}
-            per_split.update({r[0]: r[1] for r in conn.execute(
-                "SELECT split, COUNT(*) FROM images WHERE project_id=? GROUP BY split", (pid,))})
-            unreviewed = conn.execute("SELECT COUNT(*) FROM images WHERE project_id=? AND reviewed=0",
-                                      (pid,)).fetchone()[0]
-        return {
-            "project": project.name, "task": project.task.value, "images": images,
-            "labelled_images": labelled, "boxes": boxes, "classes": len(per_class),
-            "per_class": per_class, "per_split": per_split, "unreviewed_images": unreviewed,
-        }
-
-    def dataset_hash(self, project: Project) -> str:
-        """A content hash of the project's images, splits and annotations (for manifests)."""
-        h = hashlib.sha256()
-        for rec in self.list_images(project):
-            h.update(f"{rec.id}|{rec.split}|".encode())
-            for a in sorted(rec.annotations, key=lambda a: (a.label, a.box.as_tuple() if a.box else ())):
-                h.update(f"{a.label}:{a.box.as_tuple() if a.box else ''};".encode())
-        return h.hexdigest()

@@ -44,7 +44,7 @@ from core.data.snapshot import snapshot_project
 from core.data.store import Store
 
 log = logging.getLogger(__name__)
-CORE_DIR = Path(__file__).resolve().parent
+CORE_DIR = Path(__file__).resolve().parents[1]  # core/ (this file is core/jobs/ray_runner.py)
 SUPPORTED_KINDS = ("train",)
 
 

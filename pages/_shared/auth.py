@@ -10,7 +10,7 @@ import time
 import streamlit as st
 
 from core.config import ENV_PASSWORD
-from pages._shared import state
+from pages._shared import session
 
 log = logging.getLogger("studio")
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -28,7 +28,7 @@ def password_matches(given: str, expected: str) -> bool:
 
 def is_authenticated() -> bool:
     """True when no password is set, or this browser session entered it."""
-    return required_password() is None or state.AUTHENTICATED.get()
+    return required_password() is None or session.AUTHENTICATED.get()
 
 
 def listen_address() -> str:
@@ -63,21 +63,21 @@ def exposure_warning() -> None:
 
 
 def _check() -> None:
-    given = state.widget_value("studio.auth.password", "") or ""
+    given = session.widget_value("studio.auth.password", "") or ""
     expected = required_password()
     if expected is not None and password_matches(given, expected):
-        state.AUTHENTICATED.set(True)
-        state.set_widget_value("studio.auth.password", "")
+        session.AUTHENTICATED.set(True)
+        session.set_widget_value("studio.auth.password", "")
     else:
         time.sleep(0.5)  # slows guessing down
-        state.flash("That password is not right. Try again.", "error")
+        session.flash("That password is not right. Try again.", "error")
 
 
 def sign_in_page() -> None:
     """The only page shown until the password was entered."""
     st.title("Edge TPU Studio")
     st.write("This studio is protected by a password. Ask the person who set it up.")
-    for kind, msg in state.pop_flashes():
+    for kind, msg in session.pop_flashes():
         getattr(st, kind)(msg)
     with st.form("studio.auth.form", clear_on_submit=False):
         st.text_input("Password", type="password", key="studio.auth.password")
@@ -92,4 +92,4 @@ def require() -> None:
 
 
 def logout() -> None:
-    state.AUTHENTICATED.set(False)
+    session.AUTHENTICATED.set(False)

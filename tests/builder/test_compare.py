@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from builder.docker import compare_predictions, registry_reference
+from builder.docker import compare_predictions
+from builder.registry import registry_reference
 
 
 def det(label, box, score=0.9):

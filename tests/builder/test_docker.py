@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from builder import docker as bd
+from builder import registry as breg
 
 pytestmark = pytest.mark.docker
 
@@ -73,19 +74,19 @@ def test_save_load_round_trip(offline_build, docker_client, tmp_path):
 def test_push_needs_the_right_credentials(offline_build, docker_client, registry):
     res = offline_build["result"]
     reg, user, pw = registry["address"], registry["username"], registry["password"]
-    with pytest.raises(bd.PushError, match="needs a username and password"):
-        bd.push(res.tag, reg, None, None, client=docker_client)
-    with pytest.raises(bd.PushError, match="refused the credentials of user 'robot'") as err:
-        bd.push(res.tag, reg, user, "wrong-" + pw, client=docker_client)
+    with pytest.raises(breg.PushError, match="needs a username and password"):
+        breg.push(res.tag, reg, None, None, client=docker_client)
+    with pytest.raises(breg.PushError, match="refused the credentials of user 'robot'") as err:
+        breg.push(res.tag, reg, user, "wrong-" + pw, client=docker_client)
     assert pw not in str(err.value)
     lines: list[str] = []
-    pushed = bd.push(res.tag, reg, user, pw, client=docker_client, on_log=lines.append)
+    pushed = breg.push(res.tag, reg, user, pw, client=docker_client, on_log=lines.append)
     assert pushed.digest.startswith("sha256:")
     assert pushed.repository == f"{reg}/studio-test/tiny-offline"
     # the registry holds that digest, and pulling it back gives the same digest
-    assert bd.registry_digest(f"{pushed.repository}:{pushed.tag}", user, pw, client=docker_client) == pushed.digest
+    assert breg.registry_digest(f"{pushed.repository}:{pushed.tag}", user, pw, client=docker_client) == pushed.digest
     docker_client.images.remove(f"{pushed.repository}:{pushed.tag}")
-    info = bd.pull(f"{pushed.repository}:{pushed.tag}", user, pw, client=docker_client)
+    info = breg.pull(f"{pushed.repository}:{pushed.tag}", user, pw, client=docker_client)
     assert f"{pushed.repository}@{pushed.digest}" in info["repo_digests"]
     assert info["id"] == res.image_id
     # the password is nowhere: push log, build context, build log, docker config

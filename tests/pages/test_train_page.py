@@ -15,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
+from core.jobs import kinds
 from core.data.annotations import Annotation, Task
 from core.jobs import JobContext, JobState, JobTable, LocalRunner
 from core.data.store import NewImage, Store
@@ -42,7 +43,7 @@ def fake_train(ctx: JobContext, params: dict) -> str:
 
 @pytest.fixture
 def fake_kind(monkeypatch):
-    monkeypatch.setattr(jobs, "_KINDS", dict(jobs._KINDS))
+    monkeypatch.setattr(kinds, "_KINDS", dict(kinds._KINDS))
     jobs.register_job_kind("train", fake_train)
 
 
@@ -365,7 +366,7 @@ def weights_then_train(ctx: JobContext, params: dict) -> str:
 
 def test_no_internet_for_the_pretrained_weights_offers_training_from_scratch(ready, store, monkeypatch,
                                                                             weights_offline, cleanup):
-    monkeypatch.setattr(jobs, "_KINDS", dict(jobs._KINDS))
+    monkeypatch.setattr(kinds, "_KINDS", dict(kinds._KINDS))
     jobs.register_job_kind("train", weights_then_train)
     at = page("shapes")
     assert next(r for r in at.radio if r.label == "Starting weights").value == "imagenet"  # the default

@@ -12,6 +12,8 @@ import pytest
 
 from core.data import artefacts
 from core import jobs
+from core.jobs import kinds as kinds_mod
+from core.jobs import recovery, table
 from core.jobs import (TRANSITIONS, InvalidTransition, JobCancelled, JobContext, JobError, JobState,
                        JobTable, LocalRunner, can_transition, register_job_kind, run_foreground)
 
@@ -19,7 +21,7 @@ from core.jobs import (TRANSITIONS, InvalidTransition, JobCancelled, JobContext,
 @pytest.fixture
 def kinds(monkeypatch):
     """Register test job kinds for one test only (the registry is restored afterwards)."""
-    monkeypatch.setattr(jobs, "_KINDS", dict(jobs._KINDS))
+    monkeypatch.setattr(kinds_mod, "_KINDS", dict(kinds_mod._KINDS))
 
     def reg(kind, fn):
         register_job_kind(kind, fn)
@@ -300,7 +302,7 @@ def test_failing_job_is_failed_with_a_readable_message_and_runner_goes_on(store,
 
 
 def test_logs_are_capped(store, monkeypatch):
-    monkeypatch.setattr(jobs, "LOG_CAP", 150)
+    monkeypatch.setattr(table, "LOG_CAP", 150)
     t = JobTable(store)
     jid = t.create("x", {}, None, "test")
     for i in range(400):
@@ -358,7 +360,7 @@ def test_start_leaves_live_jobs_of_another_process_and_their_partials_alone(stor
     live = t.create("train", {}, "p", "local")
     t.transition(live, JobState.RUNNING, started=time.time() - 100)
     t.update(live, owner_pid=ppid, owner_token="another-live-process", owner_host=jobs.HOST,
-             owner_start=jobs._proc_start(ppid))
+             owner_start=recovery._proc_start(ppid))
     old = artefacts.partial_dir(store.root, "old-dead")  # older than the live job: not its folder
     os.utime(old, (time.time() - 1000, time.time() - 1000))
     current = artefacts.partial_dir(store.root, "being-built")  # may be the live job's folder
@@ -376,8 +378,8 @@ def test_owner_alive_rules():
     assert not jobs.owner_alive(os.getpid(), "old-token", jobs.HOST, None, None)  # earlier run, same pid
     assert not jobs.owner_alive(dead_pid(), "t", jobs.HOST, None, None)
     ppid = os.getppid()
-    assert jobs.owner_alive(ppid, "t", jobs.HOST, jobs._proc_start(ppid), None)
-    if jobs._proc_start(ppid) is not None:
+    assert jobs.owner_alive(ppid, "t", jobs.HOST, recovery._proc_start(ppid), None)
+    if recovery._proc_start(ppid) is not None:
         assert not jobs.owner_alive(ppid, "t", jobs.HOST, "1", None)  # pid reused
     now = time.time()
     assert jobs.owner_alive(1, "t", "other-host", None, now - 5, now=now)
