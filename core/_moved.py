@@ -42,6 +42,7 @@ class _OldNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 def install() -> None:
-    """Let the old names import (once per process)."""
+    """Let the old names import (once per process). First in line: a submodule of a moved package
+    (``core.formats.voc``) would otherwise load a second time under its old name."""
     if not any(isinstance(f, _OldNames) for f in sys.meta_path):
-        sys.meta_path.append(_OldNames())
+        sys.meta_path.insert(0, _OldNames())
