@@ -6,6 +6,7 @@ They export what LiteRT's ``load_delegate`` and our probe call (``tflite_plugin_
 
 - ``crash``: ``tflite_plugin_create_delegate`` dereferences a null pointer (SIGSEGV), as Coral's
   stock libedgetpu does with a too new runtime;
+- ``dummy``: never makes a delegate (the payload of the test .deb, tests/builder/dummy_deb.py);
 - ``flaky``: the first call (no marker file at ``$FAKE_EDGETPU_MARKER``) fails (returns NULL, as a
   USB Accelerator that is re-enumerating), later calls return a delegate whose Prepare claims no
   node, so the model runs on LiteRT's CPU kernels.
@@ -35,6 +36,9 @@ static int prepare(void* context, void* delegate) { (void)context; (void)delegat
 
 void* tflite_plugin_create_delegate(char** keys, char** values, size_t n, void (*report)(const char*)) {
   (void)keys; (void)values; (void)n; (void)report;
+#ifdef ALWAYS_FAIL
+  return 0;
+#endif
 #ifdef CRASH
   volatile int* p = 0;
   *p = 42;
@@ -55,6 +59,7 @@ void tflite_plugin_destroy_delegate(void* d) { free(d); }
 """
 
 CRASH_VERSION = "BuildLabel(fake crash lib), RuntimeVersion(14)"
+DUMMY_VERSION = "BuildLabel(dummy deb payload), RuntimeVersion(14)"
 FLAKY_VERSION = "BuildLabel(fake flaky lib), RuntimeVersion(14)"
 
 
@@ -63,14 +68,16 @@ def have_gcc() -> bool:
 
 
 def build(folder: Path, kind: str) -> Path:
-    """Compile the ``crash`` or ``flaky`` library into ``folder``; returns its path."""
+    """Compile the ``crash``, ``flaky`` or ``dummy`` (always fails to make a delegate) library."""
     folder.mkdir(parents=True, exist_ok=True)
     src = folder / "fake_libedgetpu.c"
     src.write_text(SOURCE, encoding="utf-8")
     out = folder / f"libedgetpu_{kind}.so.1"
-    version = CRASH_VERSION if kind == "crash" else FLAKY_VERSION
+    version = {"crash": CRASH_VERSION, "flaky": FLAKY_VERSION, "dummy": DUMMY_VERSION}[kind]
     cmd = ["gcc", "-shared", "-fPIC", "-O0", f'-DVERSION_STRING="{version}"', "-o", str(out), str(src)]
     if kind == "crash":
         cmd.insert(1, "-DCRASH")
+    if kind == "dummy":
+        cmd.insert(1, "-DALWAYS_FAIL")
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return out
