@@ -76,7 +76,7 @@ if predictor.device == "cpu" and device != "cpu" and predictor.fallback_reason:
     st.warning(f"Running on the CPU: {predictor.fallback_reason}", icon=":material/memory:")
 elif predictor.fallback_reason:
     st.caption(predictor.fallback_reason)
-st.caption("Edge TPU runtime here: " + coral_status.runtime_line(fresh=True),
+st.caption("Edge TPU runtime here: " + coral_status.runtime_line(),
            help="The Python runtime, the libedgetpu package (and the version string it reports), the Edge TPUs "
                 "found. The runtime is first opened in a child process: if it crashes there, the CPU is used.")
 if not any(d != "cpu" for d, _ in choices):
