@@ -281,7 +281,7 @@ def _figures(res: dict, out_dir: Path, models: dict[str, Path], images: dict[str
                                                      profile="coral", base_image=base), out_dir / f"context-coral-{stamp}")
             reason = _coral_reachable(bc.coral_repo_host(coral_ctx.dockerfile.read_text()) or "")
             if reason:
-                res["coral_build"] = f"not measurable here: Coral's apt repository is unreachable ({reason})"
+                res["coral_build"] = f"not measurable here: the pinned libedgetpu .deb cannot be downloaded ({reason})"
             else:
                 try:
                     b = bd.build_image(coral_ctx, client=client)

@@ -41,7 +41,7 @@ def add_coral_runtime(out_dir: Path, studio_requirements: list[str], *, ensure_w
     deb_dir.mkdir()
     (deb_dir / ".keep").write_text("", encoding="utf-8")
     files.append(f"{rp.DEB_FOLDER}/.keep")
-    pin = rp.LIBEDGETPU
+    pin = rp.LIBEDGETPU  # read at call time (tests point it at a loopback server)
     try:
         deb = rp.resolve_deb(state, uploaded=deb_upload, folder=deb_folder, allow_download=allow_download, log=log)
         shutil.copy2(deb.path, deb_dir / deb.filename)

@@ -131,8 +131,9 @@ def record_hash(state_dir: str | os.PathLike[str], filename: str, sha256: str, s
     os.replace(tmp, p)
 
 
-def expected_sha256(state_dir: str | os.PathLike[str] | None, filename: str, pin: DebPin = LIBEDGETPU) -> str | None:
+def expected_sha256(state_dir: str | os.PathLike[str] | None, filename: str, pin: DebPin | None = None) -> str | None:
     """The hash a file must have: the recorded one, else the pin's (for the pinned file name)."""
+    pin = pin or LIBEDGETPU
     if state_dir is not None:
         rec = recorded_hashes(state_dir).get(filename)
         if rec:
@@ -232,11 +233,12 @@ def download(pin: DebPin, dest: Path, opener: Callable[..., Any] = urllib.reques
 
 def resolve_deb(state_dir: str | os.PathLike[str], *, uploaded: str | os.PathLike[str] | None = None,
                 folder: str | os.PathLike[str] | None = None, allow_download: bool = True,
-                pin: DebPin = LIBEDGETPU, opener: Callable[..., Any] = urllib.request.urlopen,
+                pin: DebPin | None = None, opener: Callable[..., Any] = urllib.request.urlopen,
                 log: Callable[[str], None] | None = None) -> ResolvedDeb:
     """The checked libedgetpu .deb for a build: an upload, else a folder, else the pinned download
     (kept in ``<state_dir>/cache``). Raises ChecksumMismatch (build stops) or DebNotFound."""
     log = log or (lambda _l: None)
+    pin = pin or LIBEDGETPU
     state = Path(state_dir)
     if uploaded:
         res = _user_deb(Path(uploaded), state, "upload")
@@ -275,8 +277,9 @@ def resolve_deb(state_dir: str | os.PathLike[str], *, uploaded: str | os.PathLik
     return ResolvedDeb(cached, got, "download")
 
 
-def confirm_download(state_dir: str | os.PathLike[str], sha256: str, pin: DebPin = LIBEDGETPU) -> Path:
+def confirm_download(state_dir: str | os.PathLike[str], sha256: str, pin: DebPin | None = None) -> Path:
     """The user confirmed the hash of an unconfirmed download: record it and keep the file in the cache."""
+    pin = pin or LIBEDGETPU
     state = Path(state_dir)
     bad = state / "cache" / (pin.filename + ".unconfirmed")
     if not bad.is_file() or sha256_file(bad) != sha256:
