@@ -154,3 +154,21 @@ def test_models_page_note_names_compiler_and_runtime():
     assert "ai-edge-litert 1.2.0" in note
     assert "needs Edge TPU Compiler 16.0" in rp.compiler_and_runtime_note({"preflight": {"compilable": True}})
     assert "No Edge TPU Compiler version" in rp.compiler_and_runtime_note({"preflight": {"compilable": False}})
+
+
+def test_cli_build_image_takes_a_deb_folder_offline(tiny_artefact, deb_folder, coral_wheelhouse, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock", "STUDIO_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.run([sys.executable, "-m", "core", "build-image", "--model", str(tiny_artefact),
+                           "--profile", "coral", "--libedgetpu-folder", str(deb_folder), "--offline",
+                           "--no-smoke-test", "--quiet"], cwd=bc.source_root(), env=env, capture_output=True,
+                          text=True, timeout=600)
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    assert proc.returncode == 0 and summary["status"] == "no-engine", proc.stderr[-2000:]
+    text = (Path(summary["context_dir"]) / "Dockerfile").read_text()
+    assert f"ARG LIBEDGETPU_SHA256={rp.sha256_file(deb_folder / rp.LIBEDGETPU.filename)}" in text
+    assert "--privileged --network host -v /dev:/dev -e PORT=8080" in summary["run_command"]
