@@ -65,10 +65,11 @@ def test_a_mismatching_download_stops_and_a_confirmed_hash_is_used(studio, deb_f
         at.button[0].click().run()  # "Make the build context" (download is the default source)
         at = _until(at, "Checksum mismatch")
         assert f"expected sha256 {'0' * 64}, got {good}" in _texts(at)
-        job = studio.root  # the build stopped before any context was made
-        rec = bj.list_builds(job)[0]
+        rec = bj.list_builds(studio.root)[0]
         assert rec["status"] == "checksum-mismatch" and rec["got_sha256"] == good
-        assert not (Path(rec.get("context_dir") or "/nonexistent") / "deb").exists()
+        # the build stopped while making the context: no .deb went into it, no cache entry either
+        assert not list((bj.build_dir(studio.root, rec["id"]) / "context").rglob("*.deb"))
+        assert not (bj.coral_state_dir(studio.root) / "cache" / rp.LIBEDGETPU.filename).exists()
         at.button(key=KEY + "confirm_hash").click().run()
         assert "Recorded. Build again" in _texts(at)
         assert rp.recorded_hashes(bj.coral_state_dir(studio.root))[rp.LIBEDGETPU.filename]["sha256"] == good

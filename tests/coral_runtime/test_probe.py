@@ -150,3 +150,23 @@ def test_describe_lists_runtime_and_probe(libs, monkeypatch, no_dpkg, tmp_path):
     line = versions.summary_line(info)
     assert "ai-edge-litert" in line and "Edge TPU runtime crashed (signal 11" in line
     os.environ.pop("FAKE_EDGETPU_MARKER", None)
+
+
+def _found_tpus():
+    from coral_runtime.devices import list_edge_tpus
+
+    return list_edge_tpus()
+
+
+@pytest.mark.edgetpu
+@pytest.mark.skipif(not _found_tpus(), reason="no Coral Edge TPU found (sysfs 1a6e:089a / 18d1:9302, /dev/apex_*)")
+def test_a_real_edge_tpu_opens_in_the_probe_and_reports_versions():
+    """Where a Coral is attached: the installed libedgetpu opens in the child for every device found,
+    reports its version string and devices, and the pair is not the refused stock one."""
+    for tpu in _found_tpus():
+        res = probe.probe(tpu.device)
+        assert res.ok, res.message
+        assert res.edgetpu_version and res.devices
+    info = versions.describe()
+    assert info["problem"] is None, info["problem"]
+    assert info["edgetpu_version"]
