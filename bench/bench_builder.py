@@ -1,5 +1,5 @@
 """Robot image benchmark: build time and size of the offline profile (the coral profile where
-Coral's apt repository is reachable — not here), container start-up, docker save size, and the
+the pinned libedgetpu .deb can be downloaded — not here), container start-up, docker save size, and the
 model server's latency per request against the in-process Predictor, on realistic models.
 
 Models (untrained weights: latency does not depend on them):
