@@ -38,7 +38,10 @@ def runtime() -> dict[str, str | None]:
             ver = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-        tf = LITERT_TF.get(ver) if name == "ai-edge-litert" else ".".join(ver.split(".")[:2])
+        if name == "ai-edge-litert":  # 2.x is built from LiteRT's own tree, after TensorFlow 2.20
+            tf = LITERT_TF.get(ver) or ("2.20+" if _tuple(ver) >= (2, 0) else None)
+        else:
+            tf = ".".join(ver.split(".")[:2])
         return {"name": name, "version": ver, "tf": tf}
     return {"name": None, "version": None, "tf": None}
 

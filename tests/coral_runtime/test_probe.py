@@ -118,6 +118,8 @@ def test_deb_versions_name_their_tensorflow(tmp_path):
     assert versions.pair_warning(status, rt_new) is None
     assert "TensorFlow 2.19.1" in versions.pair_warning(status, {"name": "ai-edge-litert", "version": "1.3.0",
                                                                   "tf": "2.20"})
+    studio = {"name": "ai-edge-litert", "version": "2.3.0", "tf": "2.20+"}  # the studio's own runtime
+    assert "TensorFlow 2.19.1" in versions.pair_warning(status, studio)
     status.write_text("Package: libedgetpu1-std\nStatus: install ok installed\nVersion: 16.0\n", encoding="utf-8")
     assert versions.stock_runtime_problem(status, rt_old) is None  # the old pair belongs together
     assert versions.stock_runtime_problem(status, rt_new)
