@@ -1,5 +1,5 @@
 """Robot image benchmark: build time and size of the offline profile (the coral profile where
-Coral's apt repository is reachable — not here), container start-up, docker save size, and the
+the pinned libedgetpu .deb can be downloaded — not here), container start-up, docker save size, and the
 model server's latency per request against the in-process Predictor, on realistic models.
 
 Models (untrained weights: latency does not depend on them):
@@ -281,7 +281,7 @@ def _figures(res: dict, out_dir: Path, models: dict[str, Path], images: dict[str
                                                      profile="coral", base_image=base), out_dir / f"context-coral-{stamp}")
             reason = _coral_reachable(bc.coral_repo_host(coral_ctx.dockerfile.read_text()) or "")
             if reason:
-                res["coral_build"] = f"not measurable here: Coral's apt repository is unreachable ({reason})"
+                res["coral_build"] = f"not measurable here: the pinned libedgetpu .deb cannot be downloaded ({reason})"
             else:
                 try:
                     b = bd.build_image(coral_ctx, client=client)

@@ -10,10 +10,12 @@ offers as a zip)::
     app/coral_runtime/  shipped as it is in the studio (Predictor, decode, adapters, interpreter …)
     app/core/…          the few core modules coral_runtime imports (data/boxes, data/annotations …)
     model/              manifest.json, labels.txt, model_int8.tflite [, model_int8_edgetpu.tflite]
-    wheelhouse/         profile "offline" only: wheels for pip install --no-index
+    wheelhouse/         wheels for pip install --no-index (coral: --require-hashes)
+    deb/                profile "coral" only: the checked libedgetpu .deb (builder/coral_context.py)
 
-Profiles: ``offline`` (no network during the build; wheels downloaded on the studio host)
-and ``coral`` (Coral's apt repository for libedgetpu1-std + PyPI; needs network).
+Profiles: ``offline`` (no network during the build; wheels downloaded on the studio host; CPU
+unless the base image has libedgetpu) and ``coral`` (the pinned libedgetpu + ai-edge-litert pair of
+builder/runtime_pins.py, every file checked by sha256).
 """
 
 from __future__ import annotations
@@ -41,14 +43,10 @@ PROFILES = ("offline", "coral")
 DEFAULT_BASE_IMAGE = "studio/bookworm-python:latest"
 ENV_BASE_IMAGE = "STUDIO_BASE_IMAGE"
 ENV_WHEELHOUSE_CACHE = "STUDIO_WHEELHOUSE_CACHE"
-# Coral's apt repository and its signing key, as in Coral's "Get started with the USB
-# Accelerator" guide (coral.ai/docs/accelerator/get-started, "Install the Edge TPU runtime").
-CORAL_APT_REPO = "https://packages.cloud.google.com/apt"
-CORAL_APT_KEY = "https://packages.cloud.google.com/apt/doc/apt-key.gpg"
-CORAL_APT_PACKAGE = "libedgetpu1-std"
 RUNTIME_PACKAGES = ("ai-edge-litert", "numpy", "pillow")
 IMAGE_PYTHON = "3.11"  # python3 of Debian bookworm, the base image's
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+ROBOT_PORT = 8080  # the model server's port on the robot
 # Our model labels (reverse-DNS, as the OCI annotation rules ask).
 MODEL_LABEL_PREFIX = "org.edgetpu-studio.model."
 # Ohmni app labels: the names used by Ohmni's public app images, e.g. the Dockerfile of
@@ -74,6 +72,11 @@ class BuildSpec:
     version: str = ""
     description: str = ""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # coral profile: where the libedgetpu .deb comes from and where its hashes are recorded
+    libedgetpu_deb: str = ""  # an uploaded .deb
+    libedgetpu_folder: str = ""  # a folder holding the .deb
+    coral_state_dir: str = ""  # recorded hashes + download cache (default: coral_context.default_state_dir)
+    allow_download: bool = True
 
     def __post_init__(self) -> None:
         self.model_dir = Path(self.model_dir)
@@ -228,9 +231,11 @@ def _metrics_summary(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_command(tag: str, app_name: str) -> str:
-    """The docker run line for an x86-64 Ohmni robot with a Coral USB Accelerator."""
-    return (f"docker run -d --restart unless-stopped --name {app_name} --privileged "
-            f"-v /dev/bus/usb:/dev/bus/usb --network host {tag}")
+    """The docker run line for an x86-64 Ohmni robot with a Coral USB Accelerator: privileged with
+    all of /dev (the Accelerator re-enumerates from 1a6e:089a to 18d1:9302 on first use), the host's
+    network (the server answers on the robot's address, port 8080), restarted after reboots."""
+    return (f"docker run -d --restart unless-stopped --name {app_name} --privileged --network host "
+            f"-v /dev:/dev -e PORT={ROBOT_PORT} {tag}")
 
 
 def image_labels(manifest: dict[str, Any], spec: BuildSpec, created: float) -> dict[str, str]:
@@ -289,12 +294,11 @@ def _fill(text: str, values: dict[str, Any]) -> str:
     return text
 
 
-def render_dockerfile(spec: BuildSpec, labels: dict[str, str], tag: str) -> str:
-    """The Dockerfile text for the spec's profile."""
+def render_dockerfile(spec: BuildSpec, labels: dict[str, str], tag: str, extra: dict[str, Any] | None = None) -> str:
+    """The Dockerfile text for the spec's profile (``extra``: the coral profile's pinned values)."""
     return _fill(_template(f"Dockerfile.{spec.profile}"), {
         "TAG": tag, "BASE_IMAGE": spec.base_image, "LABELS": render_labels(labels),
-        "MAX_BODY_BYTES": int(spec.max_body_bytes), "CORAL_APT_REPO": CORAL_APT_REPO,
-        "CORAL_APT_KEY": CORAL_APT_KEY,
+        "MAX_BODY_BYTES": int(spec.max_body_bytes), **(extra or {}),
     })
 
 
@@ -310,7 +314,8 @@ def render_readme(manifest: dict[str, Any], spec: BuildSpec, labels: dict[str, s
         "TAG": tag, "PROFILE": spec.profile,
         "PROFILE_NOTE": ("built without network from the wheels in wheelhouse/; CPU unless the base image has "
                          "the Edge TPU runtime" if spec.profile == "offline" else
-                         f"Debian + {CORAL_APT_PACKAGE} from Coral's apt repository + PyPI; needs network"),
+                         "Debian + the pinned libedgetpu / ai-edge-litert pair (docs/CORAL_RUNTIME.md), "
+                         "each file checked by sha256"),
         "BASE_IMAGE": spec.base_image, "MODEL_ID": manifest.get("id") or "?",
         "DATASET_HASH": manifest.get("dataset_hash") or "?",
         "INPUT_SIZE": "x".join(str(x) for x in size) if isinstance(size, list) else "?",
@@ -319,13 +324,14 @@ def render_readme(manifest: dict[str, Any], spec: BuildSpec, labels: dict[str, s
                          if has_edgetpu else "not compiled — the int8 model runs on the CPU"),
         "BUILD_NETWORK": "none" if spec.profile == "offline" else "host",
         "RUN_CMD": labels[OHMNI_APP_CMD], "MAX_BODY_BYTES": int(spec.max_body_bytes),
+        "APP_NAME": labels[OHMNI_APP_NAME],
         "LABEL_LINES": "\n".join(f"{k}={v}" for k, v in labels.items()),
     })
 
 
 def coral_repo_host(dockerfile_text: str) -> str | None:
-    """The host of Coral's apt repository named in a rendered coral Dockerfile (for reachability checks)."""
-    m = re.search(r"^ARG CORAL_APT_REPO=(\S+)", dockerfile_text, re.M)
+    """The host of the libedgetpu download named in a rendered coral Dockerfile (for reachability checks)."""
+    m = re.search(r"^ARG LIBEDGETPU_URL=(\S+)", dockerfile_text, re.M)
     if not m:
         return None
     from urllib.parse import urlsplit
@@ -386,6 +392,15 @@ def make_context(spec: BuildSpec, out_dir: Path, log: Log | None = None, wheelho
     log(f"model {manifest.get('id')}: {', '.join(p.name for p in model_files)}")
 
     reqs = runtime_requirements()
+    extra: dict[str, Any] = {}
+    if spec.profile == "coral":
+        from builder import coral_context  # noqa: PLC0415
+
+        more, extra, reqs = coral_context.add_coral_runtime(
+            out_dir, reqs, ensure_wheelhouse=ensure_wheelhouse, log=log, state_dir=spec.coral_state_dir or None,
+            deb_upload=spec.libedgetpu_deb or None, deb_folder=spec.libedgetpu_folder or None,
+            allow_download=spec.allow_download, wheelhouse=wheelhouse)
+        files += more
     (out_dir / "requirements.txt").write_text(
         _fill(_template("requirements.txt"), {"REQUIREMENTS": "\n".join(reqs)}), encoding="utf-8")
     files.append("requirements.txt")
@@ -402,7 +417,7 @@ def make_context(spec: BuildSpec, out_dir: Path, log: Log | None = None, wheelho
         (dest / "requirements.txt").write_text("\n".join(reqs) + "\n", encoding="utf-8")
         files.append("wheelhouse/requirements.txt")
 
-    (out_dir / "Dockerfile").write_text(render_dockerfile(spec, labels, tag), encoding="utf-8")
+    (out_dir / "Dockerfile").write_text(render_dockerfile(spec, labels, tag, extra), encoding="utf-8")
     (out_dir / "README.md").write_text(render_readme(manifest, spec, labels, tag, has_edgetpu), encoding="utf-8")
     (out_dir / ".dockerignore").write_text("**/__pycache__\n**/*.pyc\n", encoding="utf-8")
     files += ["Dockerfile", "README.md", ".dockerignore"]

@@ -4,7 +4,8 @@ Params (JSON, stored with the job — never a password)::
 
     {"artefact_id": "…" | "model_dir": "/path", "tag": "repo:tag", "profile": "offline" | "coral",
      "base_image": "…", "smoke_test": true, "sample_image": "/path.jpg", "docker_url": "unix://…",
-     "max_body_bytes": 16777216}
+     "max_body_bytes": 16777216,
+     "libedgetpu_deb": "/path.deb", "libedgetpu_folder": "/dir", "allow_download": true}  (coral)
 
 Each build keeps its own folder ``<data>/builds/<job id>/`` (the job's work_dir is removed when
 the job ends): ``context/`` (the build context), ``build.json`` (the result), and on request
@@ -26,6 +27,7 @@ from core.jobs import JobContext, register_job_kind
 
 from builder import context as bc
 from builder import engine
+from builder.runtime_pins import ChecksumMismatch
 
 KIND = "build-image"
 BUILD_RECORD = "build.json"
@@ -50,6 +52,11 @@ class _Logger:
                 fn(line)
             except Exception:  # noqa: BLE001 - a terminal problem must not kill the build
                 pass
+
+
+def coral_state_dir(data_root: Path) -> Path:
+    """Recorded libedgetpu hashes, uploads and the download cache of the coral profile."""
+    return Path(data_root) / "coral"
 
 
 def builds_dir(data_root: Path) -> Path:
@@ -184,7 +191,11 @@ def run_build_image(ctx: JobContext, params: dict) -> str | None:
     manifest = artefacts.load_manifest(model_dir)
     spec = bc.BuildSpec(model_dir=model_dir, tag=params.get("tag") or "", profile=params.get("profile") or "offline",
                         base_image=params.get("base_image") or "",
-                        max_body_bytes=int(params.get("max_body_bytes") or bc.DEFAULT_MAX_BODY_BYTES))
+                        max_body_bytes=int(params.get("max_body_bytes") or bc.DEFAULT_MAX_BODY_BYTES),
+                        libedgetpu_deb=params.get("libedgetpu_deb") or "",
+                        libedgetpu_folder=params.get("libedgetpu_folder") or "",
+                        coral_state_dir=str(coral_state_dir(root)),
+                        allow_download=params.get("allow_download", True))
     folder = build_dir(root, ctx.job_id)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -193,7 +204,12 @@ def run_build_image(ctx: JobContext, params: dict) -> str | None:
                            "created": time.time(), "status": "context", "docker": False}
     ctx.progress(fraction=0.02, message="Rendering the build context")
     t0 = time.monotonic()
-    built = bc.make_context(spec, folder / "context", log=log)
+    try:
+        built = bc.make_context(spec, folder / "context", log=log)
+    except ChecksumMismatch as exc:  # the build stops; the Deploy page offers to confirm the new hash
+        rec.update(status="checksum-mismatch", message=str(exc), expected_sha256=exc.expected, got_sha256=exc.got)
+        _write_record(folder, rec)
+        raise
     rec.update(tag=built.spec.tag, labels=built.labels, run_command=built.run_command,
                context_dir=str(built.path), context_seconds=round(time.monotonic() - t0, 2))
     _write_record(folder, rec)

@@ -19,8 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="a model folder (with manifest.json) or an artefact id")
     p.add_argument("--tag", default="", help="image tag (default studio/<project>-<task>:<model id>)")
     p.add_argument("--profile", choices=("offline", "coral"), default="offline",
-                   help="offline: no network during the build (wheels from this host); coral: Coral's apt "
-                        "repository + PyPI (needs network)")
+                   help="offline: no network during the build (wheels from this host); coral: + the pinned "
+                        "libedgetpu / ai-edge-litert pair, checked by sha256 (docs/CORAL_RUNTIME.md)")
+    p.add_argument("--libedgetpu-deb", help="coral: the libedgetpu .deb to use (its sha256 is recorded)")
+    p.add_argument("--libedgetpu-folder", help="coral: a folder holding the libedgetpu .deb")
+    p.add_argument("--offline", action="store_true", help="coral: never download the .deb")
     p.add_argument("--base-image", default="", help="base image (default $STUDIO_BASE_IMAGE or "
                                                      "studio/bookworm-python:latest, see scripts/make_base_image.sh)")
     p.add_argument("--no-smoke-test", action="store_true", help="skip running the image once")
@@ -59,6 +62,11 @@ def cmd_build_image(args: argparse.Namespace) -> int:
         params["sample_image"] = str(Path(args.sample_image).resolve())
     if args.docker_url:
         params["docker_url"] = args.docker_url
+    for key in ("libedgetpu_deb", "libedgetpu_folder"):
+        if getattr(args, key, None):
+            params[key] = str(Path(getattr(args, key)).resolve())
+    if args.offline:
+        params["allow_download"] = False
     password = None
     if args.push:
         if not args.username:

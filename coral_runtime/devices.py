@@ -86,6 +86,11 @@ def list_edge_tpus(sysfs_root: str | Path | None = None, dev_root: str | Path | 
 
 
 def device_choices(tpus: list[EdgeTpu] | None = None) -> list[tuple[str, str]]:
-    """(device string, label) pairs for a device selector: each Edge TPU found, then the CPU."""
+    """(device string, label) pairs for a device selector: each Edge TPU found (``usb:N`` /
+    ``pci:N``), "the first of its kind" (``usb`` / ``pci``) where there are any, then the CPU."""
     tpus = list_edge_tpus() if tpus is None else tpus
-    return [(t.device, t.label) for t in tpus] + [("cpu", "CPU (LiteRT, no Edge TPU)")]
+    out = [(t.device, t.label) for t in tpus]
+    for kind in ("usb", "pci"):
+        if any(t.type == kind for t in tpus):
+            out.append((kind, f"Any Coral {kind.upper()} Edge TPU ({kind})"))
+    return out + [("cpu", "CPU (LiteRT, no Edge TPU)")]

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-EDGETPU_LIB = {"linux": "libedgetpu.so.1", "darwin": "libedgetpu.1.dylib", "win32": "edgetpu.dll"}.get(
-    sys.platform, "libedgetpu.so.1")
+from coral_runtime import probe
+
+EDGETPU_LIB = probe.DEFAULT_LIB  # $STUDIO_EDGETPU_LIB overrides it (probe.edgetpu_lib)
 DETECTION_SIGNATURE = {"count": "output_0", "scores": "output_1", "classes": "output_2", "boxes": "output_3"}
 POSTPROCESS_ORDER = ("boxes", "classes", "scores", "count")  # the kernel's outputs = pycoral's order
 
@@ -87,7 +88,7 @@ def load_edgetpu_delegate(device: str = "auto"):
     """The Edge TPU delegate for ``device`` (raises OSError/ValueError when unavailable)."""
     lite = _litert()
     options = {} if device in ("auto", "") else {"device": device}
-    return lite.load_delegate(EDGETPU_LIB, options)
+    return lite.load_delegate(probe.edgetpu_lib(), options)
 
 
 class RuntimeInterpreter:
@@ -214,8 +215,12 @@ def _cpu(lite, path: Path, num_threads: int | None):
 
 
 def make_interpreter(model_path: str | Path, device: str = "auto", *, num_threads: int | None = 2,
-                     delegate_loader=None) -> RuntimeInterpreter:
-    """An interpreter for ``model_path`` on ``device`` (see the module docstring for the fallbacks)."""
+                     delegate_loader=None, retry_wait: float = probe.RETRY_WAIT_S) -> RuntimeInterpreter:
+    """An interpreter for ``model_path`` on ``device`` (see the module docstring for the fallbacks).
+
+    The real Edge TPU delegate is first opened in a child process (``probe.guarded_delegate``): a
+    runtime that crashes there costs only the child, and the CPU is used with the reason. A load
+    that fails is retried once after ``retry_wait`` s (a USB Accelerator re-enumerating)."""
     lite = _litert()
     path = Path(model_path)
     if not path.exists():
@@ -231,17 +236,20 @@ def make_interpreter(model_path: str | Path, device: str = "auto", *, num_thread
         return RuntimeInterpreter(_cpu(lite, path, num_threads), path, "cpu", requested, reason)
 
     if requested != "cpu":
-        err: str | None = None
+        why: str | None = None
         with _quiet_delegate_del():
             try:
-                delegate = loader(requested)
-                it = lite.Interpreter(model_path=str(path), experimental_delegates=[delegate],
-                                      num_threads=num_threads)
-                dev = requested if requested != "auto" else ":0"
-                return RuntimeInterpreter(it, path, dev, requested, None)
+                if delegate_loader is None:
+                    delegate, why = probe.guarded_delegate(requested, path, loader, retry_wait=retry_wait)
+                else:
+                    delegate = probe.load_with_retry(loader, requested, retry_wait)
+                if delegate is not None:
+                    it = lite.Interpreter(model_path=str(path), experimental_delegates=[delegate],
+                                          num_threads=num_threads)
+                    dev = requested if requested != "auto" else ":0"
+                    return RuntimeInterpreter(it, path, dev, requested, None)
             except (OSError, ValueError, RuntimeError) as exc:
-                err = f"{type(exc).__name__}: {exc}"
-        why = f"Edge TPU unavailable ({err})"
+                why = f"Edge TPU unavailable ({type(exc).__name__}: {exc})"
     else:
         why = "CPU requested"
     sibling = cpu_sibling(path)

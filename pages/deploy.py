@@ -7,8 +7,10 @@ import streamlit as st
 from builder import context as bc
 from builder import engine as be
 from builder import jobs as bj
+from builder import runtime_pins as rp
 from core.data import artefacts
 from core.jobs import ACTIVE_STATES, JobState
+from pages._shared import coral_status
 from pages._shared import jobs as sj
 from pages._shared import selection, state
 
@@ -18,7 +20,12 @@ REFRESH_SECONDS = 2.0
 PROFILES = {
     "offline": "Offline — built here with no network (wheels from this server); CPU unless the base image "
                "has the Edge TPU runtime",
-    "coral": "Coral — Debian + libedgetpu1-std from Coral's apt repository (the build needs internet)",
+    "coral": "Coral — Debian + the pinned Edge TPU runtime pair (libedgetpu + ai-edge-litert, checked by sha256)",
+}
+DEB_SOURCES = {
+    "download": "Download the pinned .deb (this server needs internet)",
+    "folder": "A folder on this server that holds the .deb",
+    "upload": "Upload the .deb",
 }
 
 store = state.get_store()
@@ -69,8 +76,20 @@ chosen = st.selectbox("Model", ids, format_func=lambda i: describe(by_id[i]), ke
                       on_change=selection.remember_pick, args=(KEY + "model",))
 manifest = by_id[chosen]
 
+pair = rp.pair_summary()
+st.caption(f"Edge TPU runtime of the robot image (coral profile): **{pair['libedgetpu']}** (built for TensorFlow "
+           f"{pair['libedgetpu_tf']}) with **{pair['runtime']}** (TensorFlow {pair['runtime_tf']} line). "
+           f"On this computer: {coral_status.runtime_line()}")
 with st.form(KEY + "form"):
     profile = st.radio("Profile", list(PROFILES), format_func=PROFILES.get, key=KEY + "profile")
+    with st.expander("Coral profile: where libedgetpu comes from"):
+        st.markdown(f"Pinned: `{rp.LIBEDGETPU.url}`  \nsha256 `{rp.LIBEDGETPU.sha256}` "
+                    f"({rp.LIBEDGETPU.sha256_source}). A file with another hash stops the build.")
+        deb_source = st.radio("Source", list(DEB_SOURCES), format_func=DEB_SOURCES.get, key=KEY + "deb_source")
+        deb_folder = st.text_input("Folder", key=KEY + "deb_folder", placeholder="/srv/coral-debs")
+        deb_upload = st.file_uploader("The libedgetpu .deb", type=["deb"], key=KEY + "deb_upload",
+                                      help="Its sha256 is computed, shown and recorded; a different file under "
+                                           "the same name is refused later.")
     c1, c2 = st.columns(2)
     base_image = c1.text_input("Base image", value=bc.default_base_image(), key=KEY + "base",
                                help="Debian bookworm with python3 and pip. scripts/make_base_image.sh makes "
@@ -82,6 +101,26 @@ with st.form(KEY + "form"):
                         help=None if info.reachable else "Needs Docker running on this computer.")
     go = st.form_submit_button("Build image" if info.reachable else "Make the build context",
                                type="primary", icon=":material/construction:")
+def coral_source(source: str, folder: str, upload) -> tuple[dict, str | None]:
+    """The build job's libedgetpu parameters for the chosen source, or why not."""
+    if source == "folder":
+        if not folder.strip():
+            return {}, "Enter the folder that holds the libedgetpu .deb."
+        return {"libedgetpu_folder": folder.strip()}, None
+    if source == "upload":
+        if upload is None:
+            return {}, "Choose the libedgetpu .deb to upload."
+        try:
+            deb = rp.save_upload(bj.coral_state_dir(root), upload.name, upload.getvalue())
+        except (ValueError, rp.ChecksumMismatch) as exc:
+            return {}, str(exc)
+        st.success(f"{deb.filename}: sha256 `{deb.sha256}`"
+                   + (" — recorded now; this file is expected from now on." if deb.recorded_now else
+                      " — the same file as recorded before."))
+        return {"libedgetpu_deb": str(deb.path)}, None
+    return {}, None
+
+
 if go:
     problems = []
     for what, ref in (("tag", tag), ("base image", base_image)):
@@ -89,6 +128,11 @@ if go:
             bc.check_image_ref(ref.strip(), what)
         except bc.ContextError as exc:
             problems.append(str(exc))
+    coral_params: dict = {}
+    if profile == "coral":
+        coral_params, why = coral_source(deb_source, deb_folder, deb_upload)
+        if why:
+            problems.append(why)
     if problems:
         for p in problems:
             st.error(p)
@@ -96,7 +140,7 @@ if go:
         runner = sj.get_runner()
         job_id = runner.submit("build-image", {"artefact_id": chosen, "profile": profile, "tag": tag.strip(),
                                                "base_image": base_image.strip(),
-                                               "smoke_test": bool(smoke) and info.reachable})
+                                               "smoke_test": bool(smoke) and info.reachable, **coral_params})
         BUILD_JOB.set(job_id)
 
 
@@ -120,10 +164,24 @@ def show_result(build_id: str) -> None:
     elif rec.get("status") == "no-engine":
         st.info("No Docker engine was reachable, so no image was built. Download the build context and run "
                 "`docker build` where Docker runs (see its README.md).")
+    elif rec.get("status") == "checksum-mismatch":
+        st.error(rec["message"])
+        if rec.get("got_sha256") and st.button(f"I checked this file myself: use sha256 {rec['got_sha256'][:16]}…",
+                                               key=KEY + "confirm_hash"):
+            try:
+                rp.confirm_download(bj.coral_state_dir(root), rec["got_sha256"])
+                st.success("Recorded. Build again: this hash is enforced from now on.")
+            except ValueError as exc:
+                st.error(str(exc))
     elif rec.get("message"):
         st.error(rec["message"])
-    st.markdown("**Run it on the robot** (x86-64, Coral USB Accelerator):")
+    if smoke_edgetpu := ((rec.get("smoke_test") or {}).get("model") or {}).get("edgetpu"):
+        st.caption(f"Edge TPU runtime in the image: {smoke_edgetpu.get('summary') or smoke_edgetpu}")
+    st.markdown("**Run it on the robot** (Ohmni, x86-64, Coral USB Accelerator) after `docker load -i` of the "
+                "image file or a `docker pull`:")
     st.code(rec.get("run_command", ""), language="bash")
+    st.markdown("**Check it from a laptop** on the robot's network (`ROBOT` = the robot's IP address):")
+    st.code(ohmni_check_commands(), language="bash")
 
     d1, d2 = st.columns(2)
     d1.download_button("Build context (.zip)", data=bj.context_zip_opener(root, build_id),
@@ -133,6 +191,12 @@ def show_result(build_id: str) -> None:
         with d2:
             image_download(rec)
         push_form(rec)
+
+
+def ohmni_check_commands() -> str:
+    port = bc.ROBOT_PORT
+    return (f"curl -s http://ROBOT:{port}/healthz   # ok, device, runtime + libedgetpu versions, Edge TPUs\n"
+            f"curl -s --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://ROBOT:{port}/v1/predict")
 
 
 def image_download(rec: dict) -> None:

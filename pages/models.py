@@ -8,6 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from builder import runtime_pins
 from core.data import artefacts
 from core.training import report
 from coral_runtime import compiler
@@ -177,6 +178,7 @@ with tab_tpu:
                 return ["background-color: #ffd6d6; font-weight: bold" if on else ""] * len(row)
 
             st.dataframe(frame.style.apply(_highlight, axis=1), hide_index=True, width="stretch")
+    st.caption(runtime_pins.compiler_and_runtime_note(m))
     comp = m.get("compiler")
     st.subheader("Edge TPU compiler")
     if comp and comp.get("ok"):

@@ -14,6 +14,7 @@ from core.data.store import StoreError
 from coral_runtime.decode import DecodeError, decode_image
 from coral_runtime.frames import frame_rgb
 from coral_runtime.interpreter import RuntimeUnavailable
+from pages._shared import coral_status
 from pages._shared import preview as pv
 from pages._shared import selection, state, widgets
 
@@ -75,6 +76,9 @@ if predictor.device == "cpu" and device != "cpu" and predictor.fallback_reason:
     st.warning(f"Running on the CPU: {predictor.fallback_reason}", icon=":material/memory:")
 elif predictor.fallback_reason:
     st.caption(predictor.fallback_reason)
+st.caption("Edge TPU runtime here: " + coral_status.runtime_line(),
+           help="The Python runtime, the libedgetpu package (and the version string it reports), the Edge TPUs "
+                "found. The runtime is first opened in a child process: if it crashes there, the CPU is used.")
 if not any(d != "cpu" for d, _ in choices):
     st.caption("No Coral Edge TPU was found on this machine (USB 1a6e:089a / 18d1:9302, /dev/apex_*).")
 

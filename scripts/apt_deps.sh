@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=("$@")
 if [ ${#pkgs[@]} -eq 0 ]; then
-  pkgs=(chromium docker.io docker-registry debootstrap apache2-utils iproute2 curl)
+  pkgs=(chromium docker.io docker-registry debootstrap apache2-utils iproute2 curl qemu-user gcc)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,6 +1,9 @@
 """Model server of a Studio robot image (standard library + the shipped coral_runtime).
 
-    GET  /healthz       liveness: {"ok": true, "device": ...}
+    GET  /healthz       liveness: {"ok": true, "device": ..., "fallback_reason": ..., "edgetpu": {runtime
+                        name+version, libedgetpu package(s) and version string, Edge TPUs found,
+                        the child-process probe's result, e.g. "Edge TPU runtime crashed (signal 11)
+                        — CPU used"}}
     GET  /v1/model      labels, task, input size, device in use, versions, requests served, and
                         the latency p50/p95 (ms) over the last 100 predictions
     POST /v1/predict    an image body (image/*, application/octet-stream) or multipart/form-data
@@ -18,7 +21,8 @@ Environment:
     PORT                 listening port (default 8080)
     BIND_ADDRESS         listening address (default 0.0.0.0)
     MODEL_DIR            model folder with manifest.json (default: ./model beside this file)
-    DEVICE               "auto" (default), "cpu", "usb:0", ":0" …
+    DEVICE               "auto" (default), "cpu", "usb", "usb:N", "pci", "pci:N", ":N"
+    STUDIO_EDGETPU_LIB   the Edge TPU runtime library (default libedgetpu.so.1)
     MAX_BODY_BYTES       largest accepted request body (default 16 MiB)
     MAX_IMAGE_PIXELS     largest accepted image (default 50 megapixels)
     JPEG_DRAFT           "1" (default): decode large JPEGs at reduced scale (coral_runtime.decode);
@@ -95,6 +99,18 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+def _edgetpu_status() -> dict[str, Any]:
+    """Runtime, libedgetpu and Edge TPUs (``coral_runtime.versions.describe``), after the model loaded."""
+    try:
+        from coral_runtime import versions
+
+        info = versions.describe()
+        info["summary"] = versions.summary_line(info)
+        return info
+    except Exception as exc:  # noqa: BLE001 - the status must never stop the server
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def _jsonable(obj: Any) -> Any:
     """Predictions (dataclasses, Box, numpy scalars) as plain JSON values."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -146,6 +162,7 @@ class ModelService:
         self.latency = LatencyWindow(LATENCY_WINDOW)
         self.started = time.time()
         self.versions = _versions()
+        self.edgetpu = _edgetpu_status()
 
     @property
     def device(self) -> str:
@@ -178,6 +195,7 @@ class ModelService:
             "device": self.device,
             "fallback_reason": self.fallback_reason,
             "versions": self.versions,
+            "edgetpu": self.edgetpu,
             "requests": self.requests,
             "latency": self.latency_figures(),
         }
@@ -360,7 +378,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _healthz(self) -> None:
         self._send_json(200, {"ok": True, "device": self.service.device, "model": self.service.manifest.get("id"),
-                              "uptime_s": round(time.time() - self.service.started, 1)})
+                              "uptime_s": round(time.time() - self.service.started, 1),
+                              "fallback_reason": self.service.fallback_reason, "edgetpu": self.service.edgetpu})
 
     def _model(self) -> None:
         self._send_json(200, self.service.describe())
@@ -394,6 +413,7 @@ def main() -> int:
     info = service.describe()
     sys.stderr.write(f"serving model {info['id']} ({info['task']}, {len(info['labels'])} labels) on "
                      f"http://{host}:{server.server_address[1]} device={info['device']}"
+                     f" [{service.edgetpu.get('summary') or service.edgetpu.get('error')}]"
                      + (f" (fallback: {info['fallback_reason']})" if info["fallback_reason"] else "") + "\n")
     sys.stderr.flush()
     try:

@@ -79,23 +79,17 @@ def test_label_values_are_quoted_safely():
     assert out.endswith('a="say \\"hi\\" \\$HOME \\\\ back slash"')
 
 
-def test_coral_dockerfile_packages_labels_and_run_instructions(tmp_path, tiny_artefact):
-    ctx = _ctx(tmp_path, tiny_artefact, profile="coral", base_image="debian-py:bookworm")
-    text = ctx.dockerfile.read_text()
-    assert "ARG BASE_IMAGE=debian-py:bookworm" in text
-    assert "coral-edgetpu-stable main" in text and "libedgetpu1-std python3 python3-pip" in text
-    assert "ARG CORAL_APT_REPO=https://" in text and "gpg --dearmor" in text
-    assert "pip install" in text and "-r /tmp/requirements.txt" in text
-    reqs = (ctx.path / "requirements.txt").read_text()
-    for pkg in ("ai-edge-litert", "numpy", "pillow"):
-        assert pkg in reqs
-    assert not (ctx.path / "wheelhouse").exists()
-    assert ctx.network_mode == "host"
-    assert "com.ohmnilabs.app.name=" in text and "org.opencontainers.image.title=" in text
-    readme = (ctx.path / "README.md").read_text()
-    assert "--privileged -v /dev/bus/usb:/dev/bus/usb --network host studio-test/ctx:1" in readme
-    assert "docker build --network host" in readme and "/v1/predict" in readme
-    assert bc.coral_repo_host(text) == "packages.cloud.google.com"
+def test_coral_dockerfile_packages_labels_and_run_instructions(tmp_path, tiny_artefact, fake_wheelhouse):
+    """The coral profile without a .deb here (offline): the Dockerfile downloads the pinned URL at
+    build time and checks the pinned sha256 (tests/builder/test_runtime_pins.py covers the rest)."""
+    from builder import runtime_pins as rp
+
+    shutil.copy(fake_wheelhouse / "numpy-0-cp311-cp311-manylinux_2_28_x86_64.whl", tmp_path / "x.whl")
+    (fake_wheelhouse / rp.RUNTIME_WHEEL.filename).write_bytes(b"not the pinned wheel")
+    with pytest.raises(rp.ChecksumMismatch, match="ai-edge-litert wheel"):
+        _ctx(tmp_path, tiny_artefact, profile="coral", base_image="debian-py:bookworm", wheelhouse=fake_wheelhouse,
+             coral_state_dir=str(tmp_path / "state"), allow_download=False)
+    assert not (tmp_path / "state" / "cache").exists()
 
 
 def test_bad_inputs_are_refused(tmp_path, tiny_artefact, fake_wheelhouse):

@@ -84,7 +84,9 @@ def test_without_engine_it_says_so_and_offers_the_context(with_model, no_engine,
             break
         time.sleep(0.5)
     assert "no image was built" in texts(at), texts(at)
-    assert "--privileged -v /dev/bus/usb:/dev/bus/usb --network host" in "\n".join(c.value for c in at.code)
+    code = "\n".join(c.value for c in at.code)
+    assert "--restart unless-stopped" in code and "--privileged --network host -v /dev:/dev -e PORT=8080" in code
+    assert "curl -s http://ROBOT:8080/healthz" in code
     from builder import jobs as bj
 
     assert bj.load_build(store.root, job_id)["status"] == "no-engine"

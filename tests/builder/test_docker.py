@@ -115,25 +115,28 @@ def _coral_repo_reachable(host: str, timeout: float = 3.0) -> str | None:
         return f"{host}:443 is not reachable ({exc})"
 
 
-def test_coral_profile_builds_where_corals_repository_is_reachable(docker_client, base_image, tiny_artefact,
-                                                                   raccoon_jpeg, tmp_path):
+def test_coral_profile_builds_with_the_real_pinned_deb_where_it_can_be_downloaded(
+        docker_client, base_image, tiny_artefact, raccoon_jpeg, tmp_path):
+    """The real libedgetpu .deb by its pinned URL and sha256 (GitHub is unreachable on the studio's
+    build machines: skipped there; tests/builder/test_coral_image.py builds with a dummy .deb)."""
+    from builder import runtime_pins as rp
     from builder.context import BuildSpec, coral_repo_host, make_context
 
-    tag = "studio-test/tiny-coral:1"
-    ctx = make_context(BuildSpec(model_dir=tiny_artefact, tag=tag, profile="coral", base_image=base_image),
-                       tmp_path / "coral")
-    host = coral_repo_host(ctx.dockerfile.read_text())
-    assert host
-    reason = _coral_repo_reachable(host)
+    tag = "studio-test/tiny-coral-real:1"
+    reason = _coral_repo_reachable("github.com")
     if reason:
-        pytest.skip(f"Coral's apt repository is not reachable from here: {reason}")
+        pytest.skip(f"the pinned libedgetpu .deb cannot be downloaded from here: {reason}")
+    ctx = make_context(BuildSpec(model_dir=tiny_artefact, tag=tag, profile="coral", base_image=base_image,
+                                 coral_state_dir=str(tmp_path / "state")), tmp_path / "coral")
+    assert coral_repo_host(ctx.dockerfile.read_text()) == "github.com"
+    assert (ctx.path / "deb" / rp.LIBEDGETPU.filename).is_file()  # downloaded and matched the pin
     t0 = time.monotonic()
     res = bd.build_image(ctx, client=docker_client)
     print(f"\ncoral build: {time.monotonic() - t0:.1f} s, image {res.size_bytes / 1e6:.1f} MB")
     try:
         smoke = bd.smoke_test(tag, tiny_artefact, raccoon_jpeg, client=docker_client)
         assert smoke.ok, smoke.message
-        assert smoke.model["versions"]["libedgetpu"]
+        assert smoke.model["edgetpu"]["libedgetpu"][0]["version"] == rp.LIBEDGETPU.version
     finally:
         docker_client.images.remove(tag, force=True)
 

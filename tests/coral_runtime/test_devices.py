@@ -42,6 +42,9 @@ def test_nothing_found_means_cpu_only(tmp_path):
     assert device_choices([]) == [("cpu", "CPU (LiteRT, no Edge TPU)")]
     choices = device_choices([EdgeTpu("usb", "/sys/x", 0)])
     assert choices[0][0] == "usb:0" and choices[-1][0] == "cpu"
+    assert [c[0] for c in choices] == ["usb:0", "usb", "cpu"]
+    both = device_choices([EdgeTpu("usb", "/sys/x", 0), EdgeTpu("pci", "/dev/apex_0", 0)])
+    assert [c[0] for c in both] == ["usb:0", "pci:0", "usb", "pci", "cpu"]
 
 
 def test_this_machine_scan_does_not_fail():
