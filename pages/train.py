@@ -270,7 +270,7 @@ if not errors:
         st.markdown("**Device**")
         dv = devices.last_choice(recent, project.name)
         a, b = st.columns(2)
-        device_choice = a.selectbox("Train on", list(devices.DEVICES), format_func=devices.DEVICES.get,
+        device_choice = a.selectbox("Device", list(devices.DEVICES), format_func=devices.DEVICES.get,
                                     index=list(devices.DEVICES).index(dv["device"]), key=f"{KEY}device")
         mixed = b.checkbox("Mixed precision (GPU only)", dv["mixed_precision"], key=f"{KEY}mixed_precision",
                            help="float16 compute with float32 weights: faster on recent NVIDIA GPUs. Ignored on "

@@ -25,8 +25,11 @@ GPU = device.GpuInfo(0, "NVIDIA Test GPU", "/physical_device:GPU:0", (8, 6))
 CPU_BUILD = {"version": "2.21.0", "distribution": "tensorflow-cpu", "cuda": False}
 
 
-def _no_gpu_here() -> bool:
-    return not device.visible_gpus()
+@pytest.fixture
+def cpu_only():
+    """Skips where TensorFlow sees a GPU: the "no GPU is visible" failure cannot happen there."""
+    if device.visible_gpus():
+        pytest.skip("a GPU is visible to TensorFlow here: the 'no GPU is visible' failure cannot happen")
 
 
 # -- the choice (pure) ---------------------------------------------------------------------------
@@ -146,8 +149,7 @@ def test_job_and_manifest_record_the_device(store, digits_dir):
     assert any("training on" in line and "(CPU)" in line for line in JobTable(store).logs(job.id))
 
 
-@pytest.mark.skipif(not _no_gpu_here(), reason="a GPU is visible here: the 'no GPU' message cannot happen")
-def test_gpu_request_on_a_cpu_only_machine_fails_clearly(store, digits_dir):
+def test_gpu_request_on_a_cpu_only_machine_fails_clearly(store, digits_dir, cpu_only):
     project = add_digits(store, digits_dir, per_class=4)
     job = run_foreground(store, "train", {"task": "classification", "project": project.name, "hparams": TINY,
                                           "device": "gpu"})
@@ -157,8 +159,7 @@ def test_gpu_request_on_a_cpu_only_machine_fails_clearly(store, digits_dir):
     assert not artefacts.list_artefacts(store.root)
 
 
-@pytest.mark.skipif(not _no_gpu_here(), reason="a GPU is visible here: the 'no GPU' message cannot happen")
-def test_cli_device_gpu_says_no_gpu_is_visible(data_dir, store, digits_dir):
+def test_cli_device_gpu_says_no_gpu_is_visible(data_dir, store, digits_dir, cpu_only):
     add_digits(store, digits_dir, per_class=4)
     proc = subprocess.run([sys.executable, "-m", "core", "--data-dir", str(data_dir), "train", "--project",
                            "digits", "--device", "gpu", "--epochs", "1", "--image-size", "64", "--weights", "none",
