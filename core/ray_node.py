@@ -60,6 +60,7 @@ def job_params(params: dict) -> dict:
     """The params the cluster runs: a CPU node trains on its CPU, a GPU node on its GPU (unless the job
     already says which device)."""
     node = node_of(params)
+    out = {**params, "ray_node": node}
     if params.get("device") in (None, "", "auto"):
-        return {**params, "device": node}
-    return dict(params)
+        out["device"] = node
+    return out

@@ -301,6 +301,11 @@ class RayRunner(TableReads):
                     return
                 time.sleep(self.poll_interval)
                 continue
+            if status == JobStatus.PENDING and stop_sent:
+                # Ray queues the stop behind a job that waits for resources (e.g. a free GPU): it never
+                # started here, so it ends now; the cluster drops it as soon as it would start
+                self._finish(job_id, JobState.CANCELLED, message="Cancelled before it started on the cluster")
+                return
             if status == JobStatus.RUNNING and self.table.get(job_id).state is JobState.QUEUED:
                 try:
                     self.table.transition(job_id, JobState.RUNNING, message="Running on the Ray cluster")
@@ -359,7 +364,13 @@ class RayRunner(TableReads):
             info = client.get_job_info(sub_id)
         except Exception:  # noqa: BLE001 - the record is informative; the job goes on
             return None
-        ip = getattr(getattr(info, "driver_info", None), "node_ip_address", None)
+        from urllib.parse import urlparse  # noqa: PLC0415
+
+        # the supervisor writes the node's agent address when it starts the entrypoint (a plain process,
+        # so there is no Ray driver_info unless the job itself connects to Ray)
+        agent = getattr(info, "driver_agent_http_address", None)
+        ip = (urlparse(agent).hostname if agent else None) or getattr(
+            getattr(info, "driver_info", None), "node_ip_address", None)
         if not ip:
             return None
         self.table.add_event(job_id, {"type": "ray-node", "node_ip": ip,

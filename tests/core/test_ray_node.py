@@ -10,7 +10,7 @@ from core import ray_node
 def test_a_cpu_node_asks_for_nothing_and_trains_on_the_cpu():
     extra, env = ray_node.submission({"task": "detection"}, {"working_dir": "/w"}, None)
     assert extra == {} and env == {"working_dir": "/w"}
-    assert ray_node.job_params({"task": "detection"})["device"] == "cpu"
+    assert ray_node.job_params({"task": "detection"}) == {"task": "detection", "ray_node": "cpu", "device": "cpu"}
 
 
 def test_a_gpu_node_asks_for_one_gpu_and_installs_the_gpu_build_at_the_studios_version():
