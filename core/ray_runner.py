@@ -303,7 +303,7 @@ class RayRunner(TableReads):
                 continue
             if status == JobStatus.PENDING and stop_sent:
                 # Ray queues the stop behind a job that waits for resources (e.g. a free GPU): it never
-                # started here, so it ends now; the cluster drops it as soon as it would start
+                # started, so it ends here now; Ray stops it the moment it would start
                 self._finish(job_id, JobState.CANCELLED, message="Cancelled before it started on the cluster")
                 return
             if status == JobStatus.RUNNING and self.table.get(job_id).state is JobState.QUEUED:
