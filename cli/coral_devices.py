@@ -1,4 +1,4 @@
-"""``python -m core coral devices``: the Edge TPU runtime stack and the Edge TPUs of this machine.
+"""``studio coral devices``: the Edge TPU runtime stack and the Edge TPUs of this machine.
 
 Prints the Python runtime (name, version), the libedgetpu Debian package(s), the libedgetpu version
 string (``edgetpu_version()``, read in a child process so a crashing runtime cannot take the CLI

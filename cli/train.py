@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runner", choices=("local", "ray"), default="local",
                    help="run here (default) or on a Ray cluster (token from $STUDIO_RAY_TOKEN)")
     p.add_argument("--ray-address", help="the Ray cluster's dashboard URL (default: the studio's setting)")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                   help="auto (default): a GPU when TensorFlow sees one, else the CPU; gpu fails if none is visible")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="on a GPU: float16 compute, float32 weights (faster; the int8 export is unchanged)")
+    p.add_argument("--ray-node", choices=("cpu", "gpu"), default="cpu",
+                   help="with --runner ray: a CPU node (default) or a node with a GPU")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a model folder's float and int8 models on a split")
@@ -57,6 +63,17 @@ def hparams_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return hp
 
 
+def device_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The job's device params from ``--device``/``--mixed-precision`` (and ``--ray-node`` for Ray)."""
+    params: dict[str, Any] = {"device": getattr(args, "device", None) or "auto",
+                              "mixed_precision": bool(getattr(args, "mixed_precision", False))}
+    if getattr(args, "runner", "local") == "ray":
+        params["ray_node"] = getattr(args, "ray_node", None) or "cpu"
+        if params["device"] == "auto":
+            params.pop("device")  # the node type decides (core.jobs.ray_node.job_params)
+    return params
+
+
 def _install_hooks() -> None:
     try:  # the Edge TPU preflight / compiler step after publishing (CLI may import coral_runtime)
         from coral_runtime.hooks import install
@@ -79,7 +96,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     store = store_from(args)
     project = store.get_project(args.project)
     task = args.task or project.task.value
-    params = {"task": task, "project": project.name, "hparams": hparams_from_args(args)}
+    params = {"task": task, "project": project.name, "hparams": hparams_from_args(args),
+              **device_params(args)}
     _install_hooks()
     bar = None
     if not args.no_progress:

@@ -91,7 +91,7 @@ def _how_to_compile(m: dict) -> None:
     st.markdown("**How to compile it.** The compiler exists only for x86-64 Debian or Ubuntu computers, from "
                 "Coral's apt repository (`apt-get install edgetpu-compiler`). On such a computer, with the studio "
                 "installed, compile the model folder:")
-    st.code(f"python -m core compile {shlex.quote(str(folder))}", language="bash")
+    st.code(f"studio compile {shlex.quote(str(folder))}", language="bash")
     st.markdown(f"It writes `{artefacts.EDGETPU_MODEL}` into the model folder. Compiled on another computer? "
                 f"Copy that file into `{folder}` here: Preview and the robot image (Deploy) use it from then on.")
     with st.expander("Or use the compiler container (any x86-64 computer with Docker and internet)"):

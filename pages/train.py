@@ -8,6 +8,7 @@ import streamlit as st
 from core.jobs import Job, JobError, JobState
 from core.training import weights as pretrained
 from core.training.hparams import ClassificationHParams, DetectionHParams, hparams_for
+from pages._shared import devices
 from pages._shared import jobs as sj
 from pages._shared import selection, state, widgets
 
@@ -65,6 +66,9 @@ def render_job(job: Job) -> None:
         st.info("Waiting for the job before it to finish. It starts on its own.", icon=":material/schedule:")
     fraction = min(max(job.progress or 0.0, 0.0), 1.0)
     events = runner.events(job.id)
+    where = devices.trained_on(events)
+    if where:
+        st.caption(f":material/memory: {'Training' if job.active else 'Trained'} on {where}")
     left = sj.seconds_left(job, events)
     parts = [f"{fraction * 100:.0f}%"]
     if job.total_epochs:
@@ -263,13 +267,26 @@ if not errors:
                                                float(v["iou_threshold"]), 0.05, key=k + "iou_threshold")
             extras["max_detections"] = c.number_input("Max boxes per photo", 1, 100, int(v["max_detections"]),
                                                       key=k + "max_detections")
+        st.markdown("**Device**")
+        dv = devices.last_choice(recent, project.name)
+        a, b = st.columns(2)
+        device_choice = a.selectbox("Device", list(devices.DEVICES), format_func=devices.DEVICES.get,
+                                    index=list(devices.DEVICES).index(dv["device"]), key=f"{KEY}device")
+        mixed = b.checkbox("Mixed precision (GPU only)", dv["mixed_precision"], key=f"{KEY}mixed_precision",
+                           help="float16 compute with float32 weights: faster on recent NVIDIA GPUs. Ignored on "
+                                "the CPU. The Edge TPU model is exported from float32 as always.")
+        st.caption(devices.machine_hint())
         ray_runner = sj.get_ray_runner()
-        run_on = "local"
+        run_on, ray_node = "local", "cpu"
         if ray_runner is not None:
             run_on = st.radio("Run on", ["local", "ray"], horizontal=True, key=f"{KEY}run_on",
                               format_func={"local": "This machine",
                                            "ray": f"Ray cluster ({sj.cluster_address()})"}.get,
                               help="The cluster trains on its own CPUs/GPUs; the model comes back here.")
+            ray_node = st.radio("Ray node", list(devices.RAY_NODES), horizontal=True, key=f"{KEY}ray_node",
+                                index=list(devices.RAY_NODES).index(dv["ray_node"]),
+                                format_func=devices.RAY_NODES.get,
+                                help="A GPU node gets the GPU build of TensorFlow installed on first use.")
         busy_here = current is not None and current.active
         submitted = st.form_submit_button("Queue another training run" if busy_here else "Start training",
                                           type="secondary" if busy_here else "primary",
@@ -287,7 +304,8 @@ if not errors:
                 "max_images": int(max_images) or None, **extras,
             }).to_dict()
             target = ray_runner if run_on == "ray" and ray_runner is not None else runner
-            start_training(target, {"task": task, "project": project.name, "hparams": hp, "preset": preset})
+            start_training(target, {"task": task, "project": project.name, "hparams": hp, "preset": preset,
+                                    **devices.job_params(device_choice, mixed, target is not runner, ray_node)})
 
 # -- cluster -----------------------------------------------------------------------------------------
 with st.expander("Train on a Ray cluster (optional)", icon=":material/hub:"):
@@ -335,6 +353,7 @@ else:
             "result": f"{res[0]} {res[1]:.3f}" if res else "",
             "epochs": j.params.get("hparams", {}).get("epochs"),
             "ran on": "Ray cluster" if j.runner == "ray" else "this machine",
+            "device": devices.trained_on(runner.events(j.id)) or "",
             "model": j.artefact_id or "",
             "message": ("Could not download the ImageNet weights (no internet?)"
                         if pretrained.is_download_failure(j.error) else j.error or j.message),

@@ -132,6 +132,10 @@ class JobContext:
             self._table.add_log(self.job_id, part)
         log.debug("[%s] %s", self.job_id, line)
 
+    def event(self, data: dict) -> None:
+        """Store an event of the job's own (e.g. ``{"type": "device", ...}``) beside its progress events."""
+        self._table.add_event(self.job_id, dict(data))
+
 
 def _num(v: Any) -> Any:
     """Metric values as plain JSON numbers where possible (numpy scalars …)."""

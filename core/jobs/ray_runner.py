@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from core.data import artefacts
+from core.jobs import ray_node
 from core.jobs import (ACTIVE_STATES, InvalidTransition, Job, JobContext, JobError, JobState, JobTable,
                        TableReads)
 from core.jobs.remote import ARTEFACT, ARTEFACT_END, EVENT
@@ -111,7 +112,8 @@ class RayRunner(TableReads):
 
     def __init__(self, store: Store, address: str, token: str | None = None, poll_interval: float = 1.0,
                  submit_timeout: float = 600.0, retry_interval: float = 5.0,
-                 runtime_env: dict[str, Any] | None = None, entrypoint_python: str = "python"):
+                 runtime_env: dict[str, Any] | None = None, entrypoint_python: str = "python",
+                 gpu_packages: list[str] | None = None):
         self.store = store
         self.table = JobTable(store)
         self.address = address.rstrip("/")
@@ -121,6 +123,7 @@ class RayRunner(TableReads):
         self.retry_interval = retry_interval
         self.runtime_env = dict(runtime_env or {})
         self.entrypoint_python = entrypoint_python
+        self.gpu_packages = gpu_packages  # what a GPU node installs (None: tensorflow[and-cuda], see ray_node)
         self._cancel: dict[str, threading.Event] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
@@ -134,6 +137,10 @@ class RayRunner(TableReads):
         if not project:
             raise JobError("A training job needs a project.")
         self.store.get_project(project)  # fail now, clearly, for an unknown project
+        try:
+            params = ray_node.job_params(params)  # a CPU or GPU node, and the device it trains on
+        except ValueError as exc:
+            raise JobError(str(exc)) from None
         job_id = self.table.create(kind, params, project, self.name)
         self.table.update(job_id, message=f"Preparing the job for the Ray cluster at {self.address}")
         self._start_monitor(job_id)
@@ -220,14 +227,15 @@ class RayRunner(TableReads):
     def _submit(self, job: Job, job_dir: Path, cancel: threading.Event) -> str | None:
         """Submit, retrying while the cluster is unreachable; None when cancelled meanwhile."""
         deadline = time.monotonic() + self.submit_timeout
-        runtime_env = {**self.runtime_env, "working_dir": str(job_dir)}
+        node_kwargs, runtime_env = ray_node.submission(job.params, {**self.runtime_env, "working_dir": str(job_dir)},
+                                                       self.gpu_packages)
         runtime_env.setdefault("env_vars", {})
         runtime_env["env_vars"] = {**runtime_env["env_vars"], "PYTHONUNBUFFERED": "1"}
         while True:
             try:
                 client = _client(self.address, self._token)
                 return client.submit_job(entrypoint=f"{self.entrypoint_python} -m core.jobs.remote .",
-                                         runtime_env=runtime_env, submission_id=f"studio-{job.id}")
+                                         runtime_env=runtime_env, submission_id=f"studio-{job.id}", **node_kwargs)
             except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError from the SDK, …
                 if "already exists" in str(exc):
                     return f"studio-{job.id}"
@@ -270,6 +278,7 @@ class RayRunner(TableReads):
         offset = 0
         chunks: list[str] = []
         end: dict | None = None
+        node: str | None = None
         stop_sent = False
         failures = 0
         while True:
@@ -293,11 +302,20 @@ class RayRunner(TableReads):
                     return
                 time.sleep(self.poll_interval)
                 continue
+            if status == JobStatus.PENDING and stop_sent:
+                # Ray queues the stop behind a job that waits for resources (e.g. a free GPU): it never
+                # started, so it ends here now; Ray stops it the moment it would start
+                self._finish(job_id, JobState.CANCELLED, message="Cancelled before it started on the cluster")
+                return
             if status == JobStatus.RUNNING and self.table.get(job_id).state is JobState.QUEUED:
                 try:
                     self.table.transition(job_id, JobState.RUNNING, message="Running on the Ray cluster")
                 except InvalidTransition:
                     pass
+                node = self._record_node(client, job_id, sub_id)
+            elif status == JobStatus.PENDING and ray_node.node_of(self.table.get(job_id).params) == "gpu":
+                self.table.update(job_id, message="Waiting for a Ray node with a free GPU (and for the GPU build "
+                                                  "of TensorFlow to install there on first use)")
             new, offset = _complete_lines(text, offset)
             for line in new:
                 if line.startswith(EVENT):
@@ -319,7 +337,8 @@ class RayRunner(TableReads):
         if status == JobStatus.STOPPED or stop_sent:
             self._finish(job_id, JobState.CANCELLED, message="Cancelled (the Ray job was stopped)")
         elif status == JobStatus.SUCCEEDED and end is not None:
-            artefact_id = self._publish(job_id, chunks, end)
+            node = node or self._record_node(client, job_id, sub_id)
+            artefact_id = self._publish(job_id, chunks, end, node)
             self._finish(job_id, JobState.SUCCEEDED, message="Finished on the Ray cluster", progress=1.0,
                          artefact_id=artefact_id)
         elif status == JobStatus.SUCCEEDED:
@@ -334,10 +353,33 @@ class RayRunner(TableReads):
             fields = json.loads(payload)
         except json.JSONDecodeError:
             return
+        if fields.get("type") == "device":  # which device the job chose on its node (core.training.device)
+            ctx.event(fields)
+            return
         allowed = {"fraction", "epoch", "total_epochs", "step", "total_steps", "metrics", "message"}
         ctx.progress(**{k: v for k, v in fields.items() if k in allowed})
 
-    def _publish(self, job_id: str, chunks: list[str], end: dict) -> str:
+    def _record_node(self, client, job_id: str, sub_id: str) -> str | None:
+        """Record which node runs the job (its driver's address, from Ray's job info); returns it."""
+        try:
+            info = client.get_job_info(sub_id)
+        except Exception:  # noqa: BLE001 - the record is informative; the job goes on
+            return None
+        from urllib.parse import urlparse  # noqa: PLC0415
+
+        # the supervisor writes the node's agent address when it starts the entrypoint (a plain process,
+        # so there is no Ray driver_info unless the job itself connects to Ray)
+        agent = getattr(info, "driver_agent_http_address", None)
+        ip = (urlparse(agent).hostname if agent else None) or getattr(
+            getattr(info, "driver_info", None), "node_ip_address", None)
+        if not ip:
+            return None
+        self.table.add_event(job_id, {"type": "ray-node", "node_ip": ip,
+                                      "node_id": getattr(info, "driver_node_id", None)})
+        self.table.add_log(job_id, f"running on the Ray node at {ip}")
+        return ip
+
+    def _publish(self, job_id: str, chunks: list[str], end: dict, node: str | None = None) -> str:
         data = b"".join(base64.b64decode(c) for c in chunks)
         if len(data) != end["bytes"] or hashlib.sha256(data).hexdigest() != end["sha256"]:
             raise JobError("the model received from the cluster is incomplete (checksum mismatch)")
@@ -349,6 +391,10 @@ class RayRunner(TableReads):
                     raise JobError(f"unsafe path in the model from the cluster: {name}")
             z.extractall(partial)
         folder = artefacts.publish(self.store.root, partial, artefact_id)
+        if node:  # the manifest's device record says which cluster node trained the model
+            dev = artefacts.load_manifest(folder).get("device")
+            if isinstance(dev, dict):
+                artefacts.update_manifest(folder, device={**dev, "node": node})
         self.table.add_log(job_id, f"model {artefact_id} received from the cluster ({len(data) / 1e6:.1f} MB)")
         artefacts.run_post_publish_hooks(folder, log=lambda line: self.table.add_log(job_id, line))
         return artefact_id

@@ -62,6 +62,10 @@ class PrintingContext:
         for part in str(line).splitlines() or [""]:
             print(part if not part.startswith("@@studio") else " " + part, flush=True)
 
+    def event(self, data: dict) -> None:
+        """An event of the job's own (e.g. the device record): the studio stores it with the job's events."""
+        print(EVENT + json.dumps(data, default=_plain), flush=True)
+
 
 def _plain(v):
     return v.item() if hasattr(v, "item") else str(v)

@@ -124,6 +124,9 @@ def convert_int8(model, representative: np.ndarray | Iterable[np.ndarray], out_p
     """
     import tensorflow as tf
 
+    from core.training.device import float32_twin
+
+    model = float32_twin(model)  # a mixed-precision model exports as its float32 twin (same structure)
     reps = list(representative)
     if not reps:
         raise ExportError("No images to calibrate int8 quantisation (the training split is empty).")

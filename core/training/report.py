@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from core.data import artefacts
+from core.training.device import describe as describe_device
 
 DOWNLOADS = (  # (manifest "files" key, default file name, mime type)
     ("int8", artefacts.INT8_MODEL, "application/octet-stream"),
@@ -53,6 +54,7 @@ def summary_rows(m: dict[str, Any]) -> list[dict[str, str]]:
         ("Images (train / val / test)", f"{ds.get('train', '?')} / {ds.get('val', '?')} / {ds.get('test', '?')}"
          if ds else None),
         ("Training time", f"{tr['total_seconds']:.0f} s" if tr.get("total_seconds") else None),
+        ("Trained on", describe_device(m["device"]) if m.get("device") else None),
         ("Dataset hash", (m.get("dataset_hash") or "")[:16] or None),
         ("Evaluated on", (m.get("metrics") or {}).get("split")),
     ]

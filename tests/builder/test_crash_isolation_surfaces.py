@@ -1,5 +1,5 @@
 """Where a crashing Edge TPU runtime is reported: the robot server's /healthz, the Preview and Deploy
-pages and ``python -m core coral devices`` — each with a real library built by gcc that exports
+pages and ``studio coral devices`` — each with a real library built by gcc that exports
 ``tflite_plugin_create_delegate`` and segfaults (tests/coral_runtime/fake_libedgetpu.py)."""
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def test_cli_coral_devices_reports_versions_and_the_crash(crashing):
 
 @pytest.fixture
 def env_with_model(data_dir, monkeypatch, compiled_looking):
-    from core import artefacts
+    from core.data import artefacts
 
     monkeypatch.setenv("STUDIO_DATA_DIR", str(data_dir))
     monkeypatch.delenv("STUDIO_PASSWORD", raising=False)

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from builder import jobs as bj
 from builder import runtime_pins as rp
 from core.jobs import JobTable, LocalRunner
-from core.store import Store
+from core.data.store import Store
 from tests.builder.coral_fixtures import coral_wheelhouse, deb_folder  # noqa: F401
 from tests.builder.test_runtime_pins import serve
 
@@ -26,7 +26,7 @@ KEY = "studio.deploy."
 
 @pytest.fixture
 def studio(data_dir: Path, monkeypatch, tiny_artefact, coral_wheelhouse):  # noqa: F811 - a fixture
-    from core import artefacts
+    from core.data import artefacts
 
     monkeypatch.setenv("STUDIO_DATA_DIR", str(data_dir))
     monkeypatch.delenv("STUDIO_PASSWORD", raising=False)

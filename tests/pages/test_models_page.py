@@ -240,7 +240,7 @@ def test_edge_tpu_check_in_sentences_and_how_to_compile(env, store, monkeypatch)
     assert "`edgetpu_compiler`) is not installed on this computer" in said
     assert "apt-get install edgetpu-compiler" in said
     code = "\n".join(c.value for c in at.code)
-    assert f"python -m core compile {folder}" in code
+    assert f"studio compile {folder}" in code
     assert compiler.DOCKERFILE in code  # the container recipe, as coral_runtime.compiler gives it
     assert "docker build -t studio-edgetpu-compiler ." in code
     assert any(e.label.startswith("Or use the compiler container") for e in at.expander)
@@ -255,4 +255,4 @@ def test_a_compiled_model_says_so(env, store):
     assert not at.exception, at.exception
     said = texts(at)
     assert "Compiled for the Edge TPU: 107 of 110 operations on the Edge TPU." in said
-    assert "Not compiled" not in said and "python -m core compile" not in "\n".join(c.value for c in at.code)
+    assert "Not compiled" not in said and "studio compile" not in "\n".join(c.value for c in at.code)

@@ -67,6 +67,9 @@ def export_int8(model: Any, anchors: np.ndarray, representative: Iterable[np.nda
     import keras
     import tensorflow as tf
 
+    from core.training.device import float32_twin
+
+    model = float32_twin(model)  # a mixed-precision model exports as its float32 twin (same structure)
     size = int(model.inputs[0].shape[1])
     reps = [np.asarray(r, np.uint8) for r in representative]
     if not reps:

@@ -11,6 +11,7 @@ from core.data import artefacts
 from core.data.importer import import_paths
 from core.jobs import JobState, LocalRunner
 from core.jobs.ray_runner import RayRunner, cluster_status
+from core.training import device
 
 pytestmark = pytest.mark.ray
 
@@ -92,6 +93,30 @@ def test_tiny_detection_job_on_ray(store, raccoon_project, ray_address):
     assert job.state is JobState.SUCCEEDED, (job.message, runner.logs(job.id, 40))
     m = artefacts.load_manifest(artefacts.artefact_path(store.root, job.artefact_id))
     assert m["task"] == "detection" and "mAP50" in m["metrics"]["float"] and "mAP50" in m["metrics"]["int8"]
+    # the record says which node and which device trained it (a CPU node: the head, on 127.0.0.1)
+    assert job.params["ray_node"] == "cpu" and job.params["device"] == "cpu"
+    rec = device.device_of(runner.events(job.id))
+    assert rec["kind"] == "cpu" and rec["name"] == device.cpu_model() and rec["node"] == "127.0.0.1"
+    assert m["device"]["kind"] == "cpu" and m["device"]["node"] == "127.0.0.1"
+
+
+def test_a_gpu_node_request_waits_for_a_gpu_and_can_be_cancelled(store, digits_project, ray_address):
+    """The head has no GPU: a job that asks for a GPU node (entrypoint_num_gpus=1) must not start on it."""
+    assert cluster_status(ray_address).gpus == 0
+    runner = RayRunner(store, ray_address, poll_interval=0.5, gpu_packages=[])  # no pip install offline
+    job_id = runner.submit("train", {"task": "classification", "project": "digits", "hparams": CLS_HPARAMS,
+                                     "ray_node": "gpu"})
+    assert runner.get(job_id).params["device"] == "gpu"
+    deadline = time.monotonic() + 300
+    while "Waiting for a Ray node with a free GPU" not in runner.get(job_id).message:
+        assert time.monotonic() < deadline, (runner.get(job_id).message, runner.logs(job_id, 20))
+        time.sleep(0.5)
+    time.sleep(3)
+    assert runner.get(job_id).state is JobState.QUEUED  # still waiting: nothing ran on the CPU-only head
+    runner.cancel(job_id)
+    job = runner.wait(job_id, timeout=60)
+    assert job.state is JobState.CANCELLED and job.artefact_id is None
+    assert device.device_of(runner.events(job_id)) is None
 
 
 def test_cancel_stops_a_running_ray_job_within_seconds(store, digits_project, ray_address):
