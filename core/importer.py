@@ -7,8 +7,10 @@ Two phases keep the store consistent and responsive:
    that no format took as its own is reported as ignored (grouped when there are many);
 2. write: one transaction adds the images and their annotations; image files are
    content-addressed, so re-importing the same bytes is a no-op.
-Hostile input (zip-slip, zip bombs, XML entity attacks) refuses the whole import
-before anything is written.
+One bad file never costs the good ones: every per-file problem (a hostile or malformed
+annotation file, a damaged photo, an unsafe loose file name) skips that file with its
+reason. Only archive-level dangers (zip-slip, zip bombs, too many members, too large)
+refuse a whole upload, before anything is written.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from core.formats._common import ANNOTATION_EXT
 from core.formats.base import FormatError, Issue, ParsedImage, ParseResult, RawBox, UnsafeInputError
 from core.formats.registry import FORMATS
 from core.imaging import ImageDecodeError, ImageInfo, probe_image
-from core.sources import DirSource, MemorySource, UnsafeArchiveError, ZipSource, is_image_path, system_kind
+from core.sources import (DirSource, MemorySource, UnsafeArchiveError, ZipSource, is_image_path, is_unsafe_name,
+                          system_kind)
 from core.store import NewImage, Store, sha256_bytes
 
 Progress = Callable[[float, str], None]
@@ -269,6 +272,9 @@ def _check_image(source, path: str, entries: list[ParsedImage], limits: Limits,
         return None, [Issue(path, f"the file is damaged inside the zip archive (details: {exc})", "skipped")]
     except (OSError, UnsafeArchiveError, KeyError) as exc:
         return None, [Issue(path, f"cannot read file: {exc}", "skipped")]
+    except Exception as exc:  # noqa: BLE001 - one odd file must never abort the import
+        return None, [Issue(path, f"the file could not be read as a photo (details: {type(exc).__name__}: "
+                                  f"{exc})", "skipped")]
     anns: list[Annotation] = []
     split = None
     rotated = False
@@ -421,6 +427,9 @@ def import_uploads(store: Store, project: Project, files: Sequence[tuple[str, by
         if len(data) > limits.max_upload_bytes:
             report.issues.append(Issue(name, f"upload too large ({len(data) / 1e6:.1f} MB, limit "
                                              f"{limits.max_upload_bytes / 1e6:.0f} MB)", "refused"))
+            continue
+        if is_unsafe_name(name):
+            report.issues.append(Issue(name, "refused file name: it points outside the upload folder", "skipped"))
             continue
         if name.lower().endswith(".zip"):
             report.merge(_import_zip(store, project, data, name, fmt, limits, progress))

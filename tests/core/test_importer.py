@@ -108,18 +108,20 @@ def test_refused_zip_leaves_store_exactly_as_before(store):
     assert snapshot(store) == before
 
 
-def test_xml_entity_attack_refuses_the_import(store):
+def test_xml_entity_attack_skips_only_that_file(store):
     p = store.create_project("p", "detection")
-    before = snapshot(store)
     laughs = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
               b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
               b"<annotation><filename>a.jpg</filename><object><name>&lol2;</name></object></annotation>")
     external = (b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
                 b"<annotation><filename>a.jpg</filename><object><name>&xxe;</name></object></annotation>")
-    for bad in (laughs, external):
-        r = import_uploads(store, p, [("a.jpg", jpeg_bytes()), ("a.xml", bad)], fmt="voc")
-        assert not r.ok and "Refused" in r.refused
-    assert snapshot(store) == before
+    good = voc("b.jpg", 40, 40, ("cat", 1, 1, 20, 20))
+    for n, bad in enumerate((laughs, external)):
+        files = [("a.jpg", jpeg_bytes(41 + n, 40)), ("a.xml", bad), ("b.jpg", jpeg_bytes(40, 40)), ("b.xml", good)]
+        r = import_uploads(store, p, files, fmt="voc")
+        assert r.ok and [(i.item, i.action) for i in r.issues] == [("a.xml", "skipped")]
+        assert "refused" in r.issues[0].reason
+    assert store.stats(p)["boxes"] == 1 and store.count_images(p) == 3
 
 
 def test_reimport_is_a_noop_and_upload_limit_applies(store):
