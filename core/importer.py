@@ -28,10 +28,11 @@ from core.config import Limits
 from core.formats._common import ANNOTATION_EXT
 from core.formats.base import FormatError, Issue, ParsedImage, ParseResult, RawBox, UnsafeInputError
 from core.formats.registry import FORMATS
-from core.imaging import ImageDecodeError, ImageInfo, probe_image
+from core.imaging import ImageDecodeError, ImageInfo
 from core.sources import (DirSource, MemorySource, UnsafeArchiveError, ZipSource, is_image_path, is_unsafe_name,
                           system_kind)
 from core.store import NewImage, Store, sha256_bytes
+from core.truncated import probe_or_repair
 
 Progress = Callable[[float, str], None]
 IMAGES_ONLY = "images"  # pseudo-format: a folder/zip of images without annotations
@@ -241,6 +242,7 @@ class _Checked:
     info: ImageInfo
     annotations: list[Annotation]
     split: str | None
+    data: bytes | None = None  # the bytes to store when they differ from the source's (a repaired photo)
 
 
 def _group(parsed: ParseResult, source) -> tuple[dict[str, list[ParsedImage]], list[Issue]]:
@@ -264,8 +266,8 @@ def _check_image(source, path: str, entries: list[ParsedImage], limits: Limits,
         size = source.size(path)
         if size > limits.max_upload_bytes:
             return None, [Issue(path, f"file too large ({size / 1e6:.1f} MB)", "skipped")]
-        data = source.read_bytes(path)
-        info = probe_image(data, limits)
+        original = source.read_bytes(path)
+        info, data, repaired = probe_or_repair(original, limits)
     except ImageDecodeError as exc:
         return None, [Issue(path, str(exc), "skipped")]
     except (zipfile.BadZipFile, EOFError) as exc:
@@ -275,6 +277,8 @@ def _check_image(source, path: str, entries: list[ParsedImage], limits: Limits,
     except Exception as exc:  # noqa: BLE001 - one odd file must never abort the import
         return None, [Issue(path, f"the file could not be read as a photo (details: {type(exc).__name__}: "
                                   f"{exc})", "skipped")]
+    if repaired:
+        issues.append(Issue(path, repaired, "repaired"))
     anns: list[Annotation] = []
     split = None
     rotated = False
@@ -299,7 +303,8 @@ def _check_image(source, path: str, entries: list[ParsedImage], limits: Limits,
     if task == Task.CLASSIFICATION and any(e.boxes for e in entries) and not anns:
         issues.append(Issue(path, "boxes ignored: this is a classification project", "repaired"))
     filename = path.rsplit("/", 1)[-1]
-    return _Checked(path, filename, sha256_bytes(data), info, anns, split), issues
+    return _Checked(path, filename, sha256_bytes(data), info, anns, split,
+                    data if data is not original else None), issues
 
 
 def import_source(store: Store, project: Project, source, fmt: str | None = None,
@@ -359,7 +364,7 @@ def import_source(store: Store, project: Project, source, fmt: str | None = None
 
     def items() -> Iterator[NewImage]:
         for c in checked:
-            yield NewImage(data=source.read_bytes(c.path), filename=c.filename, width=c.info.width,
+            yield NewImage(data=c.data or source.read_bytes(c.path), filename=c.filename, width=c.info.width,
                            height=c.info.height, annotations=c.annotations, split=c.split)
 
     result = store.add_images(project, items())
