@@ -16,6 +16,7 @@ refuse a whole upload, before anything is written.
 from __future__ import annotations
 
 import math
+import sqlite3
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from core.annotations import SPLITS, Annotation, Project, Task
 from core.boxes import Box
 from core.config import Limits
+from core.diskfull import disk_full_message, is_disk_full
 from core.formats._common import ANNOTATION_EXT
 from core.formats.base import FormatError, Issue, ParsedImage, ParseResult, RawBox, UnsafeInputError
 from core.formats.registry import FORMATS
@@ -367,7 +369,13 @@ def import_source(store: Store, project: Project, source, fmt: str | None = None
             yield NewImage(data=c.data or source.read_bytes(c.path), filename=c.filename, width=c.info.width,
                            height=c.info.height, annotations=c.annotations, split=c.split)
 
-    result = store.add_images(project, items())
+    try:
+        result = store.add_images(project, items())
+    except (OSError, sqlite3.Error) as exc:
+        if not is_disk_full(exc):
+            raise
+        report.refused = disk_full_message(f"importing {source.name}", f"details: {exc}")
+        return report
     report.images_added = result.images_added
     report.images_existing = result.images_existing
     report.boxes_added = result.boxes_added

@@ -56,6 +56,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 from core import artefacts, db
+from core.diskfull import plain_error
+from core.recovery import sweep_store
 from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -718,7 +720,7 @@ def _execute(table: JobTable, job_id: str, ctx: JobContext) -> Job:
             table.add_log(job_id, line)
         if ctx.cancelled:
             return _finish(table, job_id, JobState.CANCELLED, message="Cancelled")
-        msg = str(exc).strip() or type(exc).__name__
+        msg = plain_error(exc)
         if isinstance(exc, (SystemExit, GeneratorExit)):
             msg = f"{type(exc).__name__}: {msg}"
         msg = msg[:MESSAGE_MAX]
@@ -850,6 +852,7 @@ class LocalRunner(TableReads):
         """Interrupt running jobs of dead processes, discard dead partial folders, adopt queued orphans."""
         interrupted = self.table.recover()
         removed = discard_dead_partials(self.store, self.table)
+        sweep_store(self.store, orphans=self.table.live_running_since() is None)  # a dead import's files
         if interrupted or removed:
             log.info("recovered: interrupted %s, removed partial folders %s", interrupted, removed)
         for job_id in self.table.orphaned_queued():

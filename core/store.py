@@ -27,6 +27,7 @@ from core import db
 from core.annotations import SPLITS, Annotation, ImageRecord, LabelMap, Project, Task
 from core.boxes import Box
 from core.config import data_dir as default_data_dir
+from core.recovery import writing
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -345,7 +346,7 @@ class Store:
         written: list[Path] = []
         now = time.time()
         try:
-            with self.connect() as conn, db.transaction(conn):
+            with writing(self.root), self.connect() as conn, db.transaction(conn):
                 existing_classes = set(self.label_map(project, conn).names)
                 class_ids: dict[str, int] = {}
                 seq = conn.execute(

@@ -243,9 +243,22 @@ def _add_class_row(store: Store, project: Project, where) -> None:
                  icon=":material/add:", width="stretch")
 
 
+def _save_again(store: Store, project: Project) -> None:
+    c = ls.conflict()
+    if c is not None and ls.save_annotations(store, project, c.pending, redraw=True):
+        ls.notice("Saved.", "success")
+
+
 def _conflict_box(store: Store, project: Project) -> None:
     c = ls.conflict()
     if c is None:
+        return
+    if c.busy:
+        st.error("**Not saved: the database is busy or the disk is full** — another program held it for too "
+                 f"long ({c.message}). Your boxes are kept on this page: **Save again** when it is free.",
+                 icon=":material/sync_problem:")
+        st.button("Save again", key=ls.P + "save_again", on_click=_save_again, args=(store, project),
+                  icon=":material/save:")
         return
     st.error("**Not saved: someone else changed this photo** (in another tab or window) after you opened it. "
              "**Load their version** to see their change, or **Keep mine** to replace it with yours.",

@@ -8,6 +8,7 @@ is what lets the page detect edits made elsewhere and refuse to overwrite them.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,7 @@ class Conflict:
     image_id: str
     pending: list[Annotation]
     message: str
+    busy: bool = False  # not a conflict: the database was locked (or full); "Save again" retries
 
 
 CURRENT: StateKey[str | None] = StateKey(P + "current", lambda: None)
@@ -206,6 +208,9 @@ def save_annotations(store: Store, project: Project, annotations: list[Annotatio
         rev = store.set_annotations(project, s.image_id, annotations, expected_revision=s.revision)
     except ConflictError as exc:
         CONFLICT.set(Conflict(s.image_id, list(annotations), str(exc)))
+        return False
+    except sqlite3.OperationalError as exc:  # locked by another program past the wait, or the disk is full
+        CONFLICT.set(Conflict(s.image_id, list(annotations), str(exc), busy=True))
         return False
     saved(annotations, rev, redraw=redraw)
     return True
