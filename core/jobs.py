@@ -39,6 +39,7 @@ exits normally records its running jobs as interrupted itself.
 from __future__ import annotations
 
 import atexit
+import gc
 import importlib
 import json
 import logging
@@ -46,6 +47,7 @@ import os
 import queue
 import shutil
 import socket
+import sqlite3
 import threading
 import time
 import traceback
@@ -56,7 +58,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 from core import artefacts, db
-from core.diskfull import plain_error
+from core.diskfull import is_disk_full, plain_error
 from core.recovery import sweep_store
 from core.store import Store
 
@@ -518,6 +520,27 @@ def discard_dead_partials(store: Store, table: JobTable) -> list[str]:
     return artefacts.discard_partials(store.root, keep=keep)
 
 
+def _truncate_files(folder: Path) -> None:
+    """Cut every file under ``folder`` to 0 bytes (frees the space even while something holds it open)."""
+    for p in folder.rglob("*") if folder.is_dir() else ():
+        try:
+            if p.is_file():
+                os.truncate(p, 0)
+        except OSError:
+            pass
+
+
+def _release_frames(exc: BaseException) -> None:
+    """Drop the locals of the frames an exception (and its context) kept, so their open files close."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            break
+        traceback.clear_frames(seen.__traceback__)
+        seen = seen.__cause__ or seen.__context__
+    gc.collect()
+
+
 # -- job kinds -------------------------------------------------------------------
 JobFn = Callable[["JobContext", dict], "str | None"]
 _KINDS: dict[str, JobFn] = {}
@@ -716,8 +739,15 @@ def _execute(table: JobTable, job_id: str, ctx: JobContext) -> Job:
         raise
     except BaseException as exc:  # noqa: BLE001 - any failure ends the job, never the runner
         tb = traceback.format_exc()
-        for line in tb.splitlines():
-            table.add_log(job_id, line)
+        if is_disk_full(exc):  # half-written files filled the disk: give the space back first
+            _release_frames(exc)  # files still open in the failed frames (a Keras checkpoint) get closed
+            _truncate_files(ctx.work_dir)  # a file a library failed to close frees its space only so
+            _remove_dir(ctx.work_dir)
+        try:
+            for line in tb.splitlines():
+                table.add_log(job_id, line)
+        except sqlite3.Error:
+            pass  # the disk may still be full: recording how the job ended matters more than its traceback
         if ctx.cancelled:
             return _finish(table, job_id, JobState.CANCELLED, message="Cancelled")
         msg = plain_error(exc)

@@ -368,8 +368,9 @@ def detection_page(store: Store, project: Project) -> None:
     change = labeling.canvas_to_annotations(result.boxes, mapping, default_label=current_class,
                                             baseline=s.baseline, stroke_width=STROKE)
     if not labeling.same_annotations(change.annotations, s.baseline):
+        epoch = s.epoch
         if ls.save_annotations(store, project, change.annotations, redraw=change.dropped > 0):
-            if change.dropped:
+            if ls.SYNC.get().epoch != epoch:  # a redraw (a dropped click, or merged with another tab's save)
                 st.rerun()
     elif ls.conflict() is None and rec.revision != s.revision:
         ls.reload(rec)
