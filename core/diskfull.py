@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import errno
+import gc
+import os
+import shutil
 import sqlite3
+import traceback
+from pathlib import Path
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
@@ -35,3 +40,25 @@ def plain_error(exc: BaseException) -> str:
     if is_disk_full(exc):
         return disk_full_message("the job", f"details: {str(exc).strip() or type(exc).__name__}")
     return str(exc).strip() or type(exc).__name__
+
+
+def free_job_files(exc: BaseException, folder: Path) -> None:
+    """After a disk-full failure: close what the failed frames held open, then empty and remove ``folder``.
+
+    A library that failed to close a file (h5py on ENOSPC) keeps its space in use until the file is
+    cut to 0 bytes: every file is truncated before the folder is removed.
+    """
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            break
+        traceback.clear_frames(seen.__traceback__)
+        seen = seen.__cause__ or seen.__context__
+    gc.collect()
+    for p in Path(folder).rglob("*") if Path(folder).is_dir() else ():
+        try:
+            if p.is_file():
+                os.truncate(p, 0)
+        except OSError:
+            pass
+    shutil.rmtree(folder, ignore_errors=True)

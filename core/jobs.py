@@ -39,7 +39,6 @@ exits normally records its running jobs as interrupted itself.
 from __future__ import annotations
 
 import atexit
-import gc
 import importlib
 import json
 import logging
@@ -58,8 +57,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 from core import artefacts, db
-from core.diskfull import is_disk_full, plain_error
-from core.recovery import sweep_store
+from core.diskfull import free_job_files, is_disk_full, plain_error
+from core.recovery import run_recovery_hooks, sweep_store
 from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -520,27 +519,6 @@ def discard_dead_partials(store: Store, table: JobTable) -> list[str]:
     return artefacts.discard_partials(store.root, keep=keep)
 
 
-def _truncate_files(folder: Path) -> None:
-    """Cut every file under ``folder`` to 0 bytes (frees the space even while something holds it open)."""
-    for p in folder.rglob("*") if folder.is_dir() else ():
-        try:
-            if p.is_file():
-                os.truncate(p, 0)
-        except OSError:
-            pass
-
-
-def _release_frames(exc: BaseException) -> None:
-    """Drop the locals of the frames an exception (and its context) kept, so their open files close."""
-    seen: BaseException | None = exc
-    for _ in range(10):
-        if seen is None:
-            break
-        traceback.clear_frames(seen.__traceback__)
-        seen = seen.__cause__ or seen.__context__
-    gc.collect()
-
-
 # -- job kinds -------------------------------------------------------------------
 JobFn = Callable[["JobContext", dict], "str | None"]
 _KINDS: dict[str, JobFn] = {}
@@ -740,9 +718,7 @@ def _execute(table: JobTable, job_id: str, ctx: JobContext) -> Job:
     except BaseException as exc:  # noqa: BLE001 - any failure ends the job, never the runner
         tb = traceback.format_exc()
         if is_disk_full(exc):  # half-written files filled the disk: give the space back first
-            _release_frames(exc)  # files still open in the failed frames (a Keras checkpoint) get closed
-            _truncate_files(ctx.work_dir)  # a file a library failed to close frees its space only so
-            _remove_dir(ctx.work_dir)
+            free_job_files(exc, ctx.work_dir)
         try:
             for line in tb.splitlines():
                 table.add_log(job_id, line)
@@ -883,6 +859,7 @@ class LocalRunner(TableReads):
         interrupted = self.table.recover()
         removed = discard_dead_partials(self.store, self.table)
         sweep_store(self.store, orphans=self.table.live_running_since() is None)  # a dead import's files
+        run_recovery_hooks(self.store, [(j, self.table.get(j).kind) for j in interrupted], resolve_kind)
         if interrupted or removed:
             log.info("recovered: interrupted %s, removed partial folders %s", interrupted, removed)
         for job_id in self.table.orphaned_queued():

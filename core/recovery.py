@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
+log = logging.getLogger(__name__)
 LOCK_NAME = ".write.lock"
 TMP_PREFIX = ".tmp-"
 
@@ -116,3 +118,31 @@ def store_problems(store, check_hashes: bool = True) -> list[str]:
             elif d.is_dir() and not (d / "manifest.json").is_file():
                 problems.append(f"model folder without a manifest: {d.name}")
     return problems
+
+
+RecoveryHook = Callable[[object, list[str]], None]
+_HOOKS: list[RecoveryHook] = []
+
+
+def register_recovery_hook(fn: RecoveryHook) -> None:
+    """``fn(store, job_ids)`` runs when a job runner starts, with the jobs it found interrupted; a job
+    kind's module registers one to clean up what such a job left half-made (a robot-image build folder)."""
+    if fn not in _HOOKS:
+        _HOOKS.append(fn)
+
+
+def run_recovery_hooks(store, jobs: Iterable[tuple[str, str]], load_kind: Callable[[str], object]) -> None:
+    """Run the hooks for interrupted ``(job_id, kind)`` pairs (``load_kind`` imports each kind's module)."""
+    jobs = list(jobs)
+    if not jobs:
+        return
+    for _, kind in jobs:
+        try:
+            load_kind(kind)
+        except Exception:  # noqa: BLE001 - an unknown kind has nothing to clean up
+            pass
+    for hook in list(_HOOKS):
+        try:
+            hook(store, [j for j, _ in jobs])
+        except Exception:  # noqa: BLE001 - recovery must never stop the runner from starting
+            log.exception("recovery hook %s failed", hook)
