@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import errno
-import gc
 import os
 import shutil
 import sqlite3
-import traceback
 from pathlib import Path
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -42,23 +40,32 @@ def plain_error(exc: BaseException) -> str:
     return str(exc).strip() or type(exc).__name__
 
 
-def free_job_files(exc: BaseException, folder: Path) -> None:
-    """After a disk-full failure: close what the failed frames held open, then empty and remove ``folder``.
+RESERVE_NAME = ".disk-reserve"
+RESERVE_BYTES = 2 * 1024 * 1024
 
-    A library that failed to close a file (h5py on ENOSPC) keeps its space in use until the file is
-    cut to 0 bytes: every file is truncated before the folder is removed.
+
+def keep_reserve(root: Path) -> bool:
+    """Hold ``RESERVE_BYTES`` of real disk space in ``root`` (a ballast file) while there is room.
+
+    When the disk fills up, ``release_reserve`` gives it back so the studio can still record what
+    happened (a job's failure) in its database. Returns whether the reserve is in place.
     """
-    seen: BaseException | None = exc
-    for _ in range(10):
-        if seen is None:
-            break
-        traceback.clear_frames(seen.__traceback__)
-        seen = seen.__cause__ or seen.__context__
-    gc.collect()
-    for p in Path(folder).rglob("*") if Path(folder).is_dir() else ():
-        try:
-            if p.is_file():
-                os.truncate(p, 0)
-        except OSError:
-            pass
-    shutil.rmtree(folder, ignore_errors=True)
+    path = Path(root) / RESERVE_NAME
+    if path.is_file() and path.stat().st_size == RESERVE_BYTES:
+        return True
+    try:
+        with open(path, "wb") as fh:
+            fh.write(b"\0" * RESERVE_BYTES)  # real blocks, not a sparse file
+        return True
+    except OSError:
+        path.unlink(missing_ok=True)
+        return False
+
+
+def release_reserve(root: Path) -> bool:
+    """Delete the ballast file (nothing holds it open: the space is free at once)."""
+    path = Path(root) / RESERVE_NAME
+    if not path.exists():
+        return False
+    path.unlink(missing_ok=True)
+    return True

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 from core import artefacts, db
-from core.diskfull import free_job_files, is_disk_full, plain_error
+from core.diskfull import is_disk_full, keep_reserve, plain_error, release_reserve
 from core.recovery import run_recovery_hooks, sweep_store
 from core.store import Store
 
@@ -706,6 +706,7 @@ def _execute(table: JobTable, job_id: str, ctx: JobContext) -> Job:
         fn = resolve_kind(job.kind)
         ctx.check_cancelled()
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        keep_reserve(table.store.root)  # room to record a disk-full failure (core.diskfull)
         artefact_id = fn(ctx, job.params)
     except JobCancelled:
         ctx.log("cancelled")
@@ -717,8 +718,9 @@ def _execute(table: JobTable, job_id: str, ctx: JobContext) -> Job:
         raise
     except BaseException as exc:  # noqa: BLE001 - any failure ends the job, never the runner
         tb = traceback.format_exc()
-        if is_disk_full(exc):  # half-written files filled the disk: give the space back first
-            free_job_files(exc, ctx.work_dir)
+        if is_disk_full(exc):  # give space back first, so that how the job ended can be recorded
+            release_reserve(table.store.root)
+            _remove_dir(ctx.work_dir)
         try:
             for line in tb.splitlines():
                 table.add_log(job_id, line)
@@ -857,6 +859,7 @@ class LocalRunner(TableReads):
     def recover(self) -> list[str]:
         """Interrupt running jobs of dead processes, discard dead partial folders, adopt queued orphans."""
         interrupted = self.table.recover()
+        keep_reserve(self.store.root)
         removed = discard_dead_partials(self.store, self.table)
         sweep_store(self.store, orphans=self.table.live_running_since() is None)  # a dead import's files
         run_recovery_hooks(self.store, [(j, self.table.get(j).kind) for j in interrupted], resolve_kind)

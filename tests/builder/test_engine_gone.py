@@ -46,7 +46,7 @@ class OwnDockerd:
             ["dockerd", "--host", self.url, "--data-root", str(self.root / "data"), "--exec-root",
              str(self.root / "exec"), "--pidfile", str(self.root / "dockerd.pid"), "--bridge=none",
              "--iptables=false", "--ip-masq=false", "--ip6tables=false"],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -56,14 +56,31 @@ class OwnDockerd:
                 return
             except Exception:  # noqa: BLE001 - not up yet
                 time.sleep(0.3)
-        tail = (self.root / "dockerd.log").read_text(errors="replace")[-1500:]
+        lines = (self.root / "dockerd.log").read_text(errors="replace").splitlines()
+        tail = "\n".join(ln for ln in lines if "grpc" not in ln and ("error" in ln or "fatal" in ln))[-1500:]
         self.stop()
         pytest.skip(f"this test's own dockerd did not start: {tail}")
 
     def kill(self) -> None:
+        """SIGKILL the engine: dockerd, then the containerd it started (both by their PIDs)."""
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(30)
+        self._signal_containerd(signal.SIGKILL)
+
+    def _signal_containerd(self, sig: int) -> None:
+        for pidfile in (self.root / "exec").rglob("containerd.pid"):
+            try:
+                pid = int(pidfile.read_text().strip())
+                os.kill(pid, sig)
+            except (ValueError, OSError):
+                continue
+            for _ in range(100):  # until it is gone
+                try:
+                    os.kill(pid, 0)
+                except OSError:
+                    break
+                time.sleep(0.1)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -73,12 +90,7 @@ class OwnDockerd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(30)
-        # the containerd our dockerd started (it can outlive a killed dockerd): by its PID file
-        for pidfile in (self.root / "exec").rglob("containerd.pid"):
-            try:
-                os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-            except (ValueError, OSError):
-                pass
+        self._signal_containerd(signal.SIGTERM)  # the containerd our dockerd started, if it outlived it
 
     def client(self):
         import docker

@@ -36,14 +36,15 @@ def test_disk_full_during_an_import(small_disk, digits_dir, raccoon_dir):
 @pytest.mark.slow
 def test_disk_full_during_a_training(small_disk, digits_dir):
     from core import artefacts
-    from core.jobs import JobState, run_foreground
+    from core.jobs import JobState, LocalRunner, run_foreground
     from tests.core.training.helpers import add_digits
 
     small_disk.resize(16)
     store = Store(small_disk.path / "data")
     project = add_digits(store, digits_dir, classes=("0", "1"), per_class=6)
     before = _fingerprint(store, project)
-    small_disk.fill(leave=300_000)  # the model (about 2 MB) will not fit
+    LocalRunner(store).start().stop()  # the app starts while there is room (it keeps a small reserve)
+    small_disk.fill(leave=300_000)  # then the disk fills up: the model (about 2 MB) will not fit
     job = run_foreground(store, "train", {"task": "classification", "project": project.name, "hparams": {
         "epochs": 1, "image_size": 64, "alpha": 0.35, "batch_size": 8, "weights": "none",
         "representative_samples": 4, "seed": 1}})
