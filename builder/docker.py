@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from builder import engine
 from builder.context import BuildContext
+from builder.engine_gone import engine_gone_message, is_engine_gone
 
 Log = Callable[[str], None]
 CHUNK = 1024 * 1024
@@ -111,8 +112,13 @@ def build_image(context: BuildContext | str | os.PathLike[str], tag: str | None 
     lines = _LineSplitter(on_log)
     image_id = None
     t0 = time.monotonic()
-    stream = c.api.build(path=str(path), tag=tag, rm=True, forcerm=True, decode=True, pull=False,
-                         network_mode=network_mode, nocache=nocache, buildargs=buildargs or None)
+    try:
+        stream = c.api.build(path=str(path), tag=tag, rm=True, forcerm=True, decode=True, pull=False,
+                             network_mode=network_mode, nocache=nocache, buildargs=buildargs or None)
+    except Exception as exc:  # noqa: BLE001 - the engine went away while it received the context
+        if not is_engine_gone(exc):
+            raise
+        raise BuildError(engine_gone_message("build"), []) from exc
     try:
         for chunk in stream:
             if check_cancelled:
@@ -128,6 +134,13 @@ def build_image(context: BuildContext | str | os.PathLike[str], tag: str | None 
                 msg = chunk.get("error") or (chunk.get("errorDetail") or {}).get("message") or "build failed"
                 on_log(f"ERROR: {msg}")
                 raise BuildError(f"docker build failed: {msg.strip()}", lines.tail)
+    except BuildError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the engine's connection broke mid-stream
+        if not is_engine_gone(exc):
+            raise
+        on_log(f"ERROR: the Docker engine went away ({type(exc).__name__})")
+        raise BuildError(engine_gone_message("build"), lines.tail) from exc
     finally:
         lines.flush()
         close = getattr(stream, "close", None)

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from core.data import artefacts
 from core.jobs import JobContext, register_job_kind
+from core.data.store_recovery import register_recovery_hook
 
 from builder import context as bc
 from builder import engine
@@ -283,3 +284,31 @@ def image_archive_opener(data_root: Path, build_id: str, base_url: str | None = 
 
 
 register_job_kind(KIND, run_build_image)
+FINAL_STATUSES = ("no-engine", "no-base-image", "build-failed", "built", "tested", "smoke-test-failed",
+                  "interrupted")
+
+
+def recover_builds(store, job_ids: list[str]) -> None:
+    """Builds whose job died (kill -9, power cut): their half-rendered context goes; a record that
+    was written says "interrupted", so the Deploy page tells what happened."""
+    for job_id in job_ids:
+        try:
+            folder = build_dir(store.root, job_id)
+        except ValueError:
+            continue
+        if not folder.is_dir():
+            continue
+        try:
+            rec = load_build(store.root, job_id)
+        except (OSError, json.JSONDecodeError):
+            shutil.rmtree(folder, ignore_errors=True)  # died before its record: nothing to show
+            continue
+        if rec.get("status") in FINAL_STATUSES:
+            continue
+        shutil.rmtree(folder / "context", ignore_errors=True)
+        (folder / "context.zip").unlink(missing_ok=True)
+        rec.update(status="interrupted", message="The studio stopped during this build; build the image again.")
+        _write_record(folder, rec)
+
+
+register_recovery_hook(recover_builds)

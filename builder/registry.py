@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from builder.docker import Log, _client, image_info
+from builder.engine_gone import engine_gone_message, is_engine_gone
 
 
 class PushError(RuntimeError):
@@ -102,6 +103,8 @@ def push(tag: str, registry: str, username: str | None, password: str | None, *,
     except PushError:
         raise
     except Exception as exc:  # noqa: BLE001 - APIError, connection errors
+        if is_engine_gone(exc):
+            raise PushError(engine_gone_message("push")) from None
         raise PushError(_friendly_push_error(str(getattr(exc, "explanation", None) or exc), host, username)) from None
     if not digest:
         raise PushError(f"push to {host} finished without a digest")

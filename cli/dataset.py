@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from cli.common import add_common, emit, store_from
+from cli.issues import issue_rows, issues_table
 
 FORMAT_CHOICES = ("auto", "voc", "coco", "yolo", "csv", "folders", "images")
 
@@ -59,11 +60,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     project = store.get_or_create_project(args.project, task)
     fmt = None if args.format == "auto" else args.format
     report = import_paths(store, project, args.paths, fmt=fmt, progress=_progress)
-    for issue in report.issues:
-        print(f"{issue.action}: {issue.item}: {issue.reason}", file=sys.stderr)
+    if report.issues:
+        print(f"{len(report.issues)} issue(s):\n{issues_table(report.issues)}", file=sys.stderr)
     summary = {"project": project.name, "task": project.task.value, **report.to_dict()}
-    summary.pop("issues")
-    summary["issues"] = len(report.issues)
+    summary["issues"] = issue_rows(report.issues)
     summary["stats"] = store.stats(project)
     emit(summary)
     return 0 if report.ok else 1

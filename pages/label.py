@@ -77,9 +77,22 @@ def _add_class_row(store: Store, project: Project, where) -> None:
                  icon=":material/add:", width="stretch")
 
 
+def _save_again(store: Store, project: Project) -> None:
+    c = ls.conflict()
+    if c is not None and ls.save_annotations(store, project, c.pending, redraw=True):
+        ls.notice("Saved.", "success")
+
+
 def _conflict_box(store: Store, project: Project) -> None:
     c = ls.conflict()
     if c is None:
+        return
+    if c.busy:
+        st.error("**Not saved: the database is busy or the disk is full** — another program held it for too "
+                 f"long ({c.message}). Your boxes are kept on this page: **Save again** when it is free.",
+                 icon=":material/sync_problem:")
+        st.button("Save again", key=ls.P + "save_again", on_click=_save_again, args=(store, project),
+                  icon=":material/save:")
         return
     st.error("**Not saved: someone else changed this photo** (in another tab or window) after you opened it. "
              "**Load their version** to see their change, or **Keep mine** to replace it with yours.",
@@ -189,8 +202,9 @@ def detection_page(store: Store, project: Project) -> None:
     change = labeling.canvas_to_annotations(result.boxes, mapping, default_label=current_class,
                                             baseline=s.baseline, stroke_width=STROKE)
     if not labeling.same_annotations(change.annotations, s.baseline):
+        epoch = s.epoch
         if ls.save_annotations(store, project, change.annotations, redraw=change.dropped > 0):
-            if change.dropped:
+            if ls.SYNC.get().epoch != epoch:  # a redraw (a dropped click, or merged with another tab's save)
                 st.rerun()
     elif ls.conflict() is None and rec.revision != s.revision:
         ls.reload(rec)

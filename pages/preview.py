@@ -11,6 +11,7 @@ from PIL import Image
 from core.data import artefacts
 from core.data.render import draw_labels
 from core.data.store import StoreError
+from core.data.truncated import whole_photo
 from coral_runtime.decode import DecodeError, decode_image
 from coral_runtime.frames import frame_rgb
 from coral_runtime.interpreter import RuntimeUnavailable
@@ -242,6 +243,11 @@ else:
     _live_webcam()
 
 image, pred = None, None
+if data is not None:
+    data, missing = whole_photo(data)  # a photo cut short: shown and predicted with the missing part grey
+    if missing is not None:
+        st.warning(f"This photo is cut short: about {missing:.0%} of it (at the bottom) is missing and shown "
+                   "grey.", icon=":material/broken_image:")
 if data is not None:
     try:  # the display copy and the prediction go through the robot image's decode: one plain error
         image = decode_image(data, None).image

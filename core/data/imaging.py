@@ -67,10 +67,22 @@ def _detail(exc: BaseException) -> str:
 
 
 def open_upright(data: bytes | str, max_pixels: int | None = None) -> Image.Image:
-    """Open an image (bytes or path) as RGB with EXIF orientation applied."""
+    """Open an image (bytes or path) as RGB with EXIF orientation applied.
+
+    A JPEG cut short (on disk after import) decodes with its missing part grey instead of failing.
+    """
     src = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
     im = Image.open(src)
     if max_pixels and im.size[0] * im.size[1] > max_pixels:
         raise ImageDecodeError("image too large")
+    try:
+        im.load()
+    except OSError:
+        raw = bytes(data) if isinstance(data, (bytes, bytearray)) else open(data, "rb").read()
+        from core.data.truncated import decode_cut_short, is_cut_short_jpeg
+
+        if not is_cut_short_jpeg(raw):
+            raise
+        im = decode_cut_short(raw, max_pixels)[0]  # a photo cut short on disk: the missing part grey
     im = ImageOps.exif_transpose(im)
     return im.convert("RGB")

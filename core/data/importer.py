@@ -7,13 +7,16 @@ Two phases keep the store consistent and responsive:
    that no format took as its own is reported as ignored (grouped when there are many);
 2. write: one transaction adds the images and their annotations; image files are
    content-addressed, so re-importing the same bytes is a no-op.
-Hostile input (zip-slip, zip bombs, XML entity attacks) refuses the whole import
-before anything is written.
+One bad file never costs the good ones: every per-file problem (a hostile or malformed
+annotation file, a damaged photo, an unsafe loose file name) skips that file with its
+reason. Only archive-level dangers (zip-slip, zip bombs, too many members, too large)
+refuse a whole upload, before anything is written.
 """
 
 from __future__ import annotations
 
 import math
+import sqlite3
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -23,12 +26,15 @@ from typing import Callable, Iterable, Iterator, Sequence
 from core.data.annotations import SPLITS, Annotation, Project, Task
 from core.data.boxes import Box
 from core.config import Limits
+from core.data.diskfull import disk_full_message, is_disk_full
 from core.data.formats._common import ANNOTATION_EXT
 from core.data.formats.base import FormatError, Issue, ParsedImage, ParseResult, RawBox, UnsafeInputError
 from core.data.formats.registry import FORMATS
-from core.data.imaging import ImageDecodeError, ImageInfo, probe_image
-from core.data.sources import DirSource, MemorySource, UnsafeArchiveError, ZipSource, is_image_path, system_kind
+from core.data.imaging import ImageDecodeError, ImageInfo
+from core.data.sources import (DirSource, MemorySource, UnsafeArchiveError, ZipSource, is_image_path, is_unsafe_name,
+                          system_kind)
 from core.data.store import NewImage, Store, sha256_bytes
+from core.data.truncated import probe_or_repair
 
 Progress = Callable[[float, str], None]
 IMAGES_ONLY = "images"  # pseudo-format: a folder/zip of images without annotations
@@ -238,6 +244,7 @@ class _Checked:
     info: ImageInfo
     annotations: list[Annotation]
     split: str | None
+    data: bytes | None = None  # the bytes to store when they differ from the source's (a repaired photo)
 
 
 def _group(parsed: ParseResult, source) -> tuple[dict[str, list[ParsedImage]], list[Issue]]:
@@ -261,14 +268,19 @@ def _check_image(source, path: str, entries: list[ParsedImage], limits: Limits,
         size = source.size(path)
         if size > limits.max_upload_bytes:
             return None, [Issue(path, f"file too large ({size / 1e6:.1f} MB)", "skipped")]
-        data = source.read_bytes(path)
-        info = probe_image(data, limits)
+        original = source.read_bytes(path)
+        info, data, repaired = probe_or_repair(original, limits)
     except ImageDecodeError as exc:
         return None, [Issue(path, str(exc), "skipped")]
     except (zipfile.BadZipFile, EOFError) as exc:
         return None, [Issue(path, f"the file is damaged inside the zip archive (details: {exc})", "skipped")]
     except (OSError, UnsafeArchiveError, KeyError) as exc:
         return None, [Issue(path, f"cannot read file: {exc}", "skipped")]
+    except Exception as exc:  # noqa: BLE001 - one odd file must never abort the import
+        return None, [Issue(path, f"the file could not be read as a photo (details: {type(exc).__name__}: "
+                                  f"{exc})", "skipped")]
+    if repaired:
+        issues.append(Issue(path, repaired, "repaired"))
     anns: list[Annotation] = []
     split = None
     rotated = False
@@ -293,7 +305,8 @@ def _check_image(source, path: str, entries: list[ParsedImage], limits: Limits,
     if task == Task.CLASSIFICATION and any(e.boxes for e in entries) and not anns:
         issues.append(Issue(path, "boxes ignored: this is a classification project", "repaired"))
     filename = path.rsplit("/", 1)[-1]
-    return _Checked(path, filename, sha256_bytes(data), info, anns, split), issues
+    return _Checked(path, filename, sha256_bytes(data), info, anns, split,
+                    data if data is not original else None), issues
 
 
 def import_source(store: Store, project: Project, source, fmt: str | None = None,
@@ -353,10 +366,16 @@ def import_source(store: Store, project: Project, source, fmt: str | None = None
 
     def items() -> Iterator[NewImage]:
         for c in checked:
-            yield NewImage(data=source.read_bytes(c.path), filename=c.filename, width=c.info.width,
+            yield NewImage(data=c.data or source.read_bytes(c.path), filename=c.filename, width=c.info.width,
                            height=c.info.height, annotations=c.annotations, split=c.split)
 
-    result = store.add_images(project, items())
+    try:
+        result = store.add_images(project, items())
+    except (OSError, sqlite3.Error) as exc:
+        if not is_disk_full(exc):
+            raise
+        report.refused = disk_full_message(f"importing {source.name}", f"details: {exc}")
+        return report
     report.images_added = result.images_added
     report.images_existing = result.images_existing
     report.boxes_added = result.boxes_added
@@ -421,6 +440,9 @@ def import_uploads(store: Store, project: Project, files: Sequence[tuple[str, by
         if len(data) > limits.max_upload_bytes:
             report.issues.append(Issue(name, f"upload too large ({len(data) / 1e6:.1f} MB, limit "
                                              f"{limits.max_upload_bytes / 1e6:.0f} MB)", "refused"))
+            continue
+        if is_unsafe_name(name):
+            report.issues.append(Issue(name, "refused file name: it points outside the upload folder", "skipped"))
             continue
         if name.lower().endswith(".zip"):
             report.merge(_import_zip(store, project, data, name, fmt, limits, progress))

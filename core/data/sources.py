@@ -158,6 +158,11 @@ def _unsafe_member(name: str) -> bool:
     return ".." in PurePosixPath(n).parts
 
 
+def is_unsafe_name(name: str) -> bool:
+    """A file name that would leave its folder (absolute, a drive, or ``..``): refused."""
+    return _unsafe_member(name)
+
+
 class ZipSource(_IndexMixin):
     """A zip archive, validated as a whole when opened."""
 

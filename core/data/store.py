@@ -27,6 +27,7 @@ from core.data.boxes import Box
 from core.data.store_labels import LabelsMixin
 from core.data.store_rows import AddResult, ConflictError, NewImage, StoreError, sha256_bytes
 from core.data.store_splits import SplitsMixin
+from core.data.store_recovery import writing
 
 __all__ = ["AddResult", "ConflictError", "NewImage", "SCHEMA", "Store", "StoreError", "sha256_bytes"]
 
@@ -203,7 +204,7 @@ class Store(LabelsMixin, SplitsMixin):
         written: list[Path] = []
         now = time.time()
         try:
-            with self.connect() as conn, db.transaction(conn):
+            with writing(self.root), self.connect() as conn, db.transaction(conn):
                 existing_classes = set(self.label_map(project, conn).names)
                 class_ids: dict[str, int] = {}
                 seq = conn.execute(

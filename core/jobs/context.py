@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sqlite3
 import threading
 import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from core.data.diskfull import is_disk_full, keep_reserve, plain_error, release_reserve
 from core.data.store import Store
 from core.jobs.kinds import resolve_kind
 from core.jobs.recovery import _owner_fields
@@ -171,6 +173,7 @@ def _execute(table: JobTable, job_id: str, ctx: JobContext) -> Job:
         fn = resolve_kind(job.kind)
         ctx.check_cancelled()
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        keep_reserve(table.store.root)  # room to record a disk-full failure (core.data.diskfull)
         artefact_id = fn(ctx, job.params)
     except JobCancelled:
         ctx.log("cancelled")
@@ -182,11 +185,17 @@ def _execute(table: JobTable, job_id: str, ctx: JobContext) -> Job:
         raise
     except BaseException as exc:  # noqa: BLE001 - any failure ends the job, never the runner
         tb = traceback.format_exc()
-        for line in tb.splitlines():
-            table.add_log(job_id, line)
+        if is_disk_full(exc):  # give space back first, so that how the job ended can be recorded
+            release_reserve(table.store.root)
+            _remove_dir(ctx.work_dir)
+        try:
+            for line in tb.splitlines():
+                table.add_log(job_id, line)
+        except sqlite3.Error:
+            pass  # the disk may still be full: recording how the job ended matters more than its traceback
         if ctx.cancelled:
             return _finish(table, job_id, JobState.CANCELLED, message="Cancelled")
-        msg = str(exc).strip() or type(exc).__name__
+        msg = plain_error(exc)
         if isinstance(exc, (SystemExit, GeneratorExit)):
             msg = f"{type(exc).__name__}: {msg}"
         msg = msg[:MESSAGE_MAX]

@@ -13,7 +13,9 @@ from typing import Callable, Protocol, runtime_checkable
 
 from core.data.store import Store
 from core.jobs.context import JobContext, _execute, _finish
-from core.jobs.kinds import require_known
+from core.data.diskfull import keep_reserve
+from core.data.store_recovery import run_recovery_hooks, sweep_store
+from core.jobs.kinds import require_known, resolve_kind
 from core.jobs.recovery import HEARTBEAT_INTERVAL, STALE_AFTER, discard_dead_partials
 from core.jobs.states import ACTIVE_STATES, InvalidTransition, Job, JobState
 from core.jobs.table import JobTable
@@ -130,7 +132,10 @@ class LocalRunner(TableReads):
     def recover(self) -> list[str]:
         """Interrupt running jobs of dead processes, discard dead partial folders, adopt queued orphans."""
         interrupted = self.table.recover()
+        keep_reserve(self.store.root)
         removed = discard_dead_partials(self.store, self.table)
+        sweep_store(self.store, orphans=self.table.live_running_since() is None)  # a dead import's files
+        run_recovery_hooks(self.store, [(j, self.table.get(j).kind) for j in interrupted], resolve_kind)
         if interrupted or removed:
             log.info("recovered: interrupted %s, removed partial folders %s", interrupted, removed)
         for job_id in self.table.orphaned_queued():

@@ -98,11 +98,31 @@ def make_progress_callback(ctx, total_epochs: int, steps_per_epoch: int, *, ever
 
 
 def make_best_weights_callback(path: str, monitor: str = "val_loss"):
-    """Save the weights whenever ``monitor`` improves (lower is better) to ``path`` (a .weights.h5)."""
+    """Keep the weights of the epoch where ``monitor`` was lowest and put them back when training ends.
+
+    Kept in memory, not written to ``path`` (kept in the signature for callers that load it when it
+    exists): no disk I/O per epoch, and no HDF5 file left half-written — h5py crashes the process
+    when such a file is freed after the disk filled up (see docs/FAULTS.md).
+    """
     import keras
 
-    return keras.callbacks.ModelCheckpoint(path, monitor=monitor, mode="min", save_best_only=True,
-                                           save_weights_only=True, verbose=0)
+    class BestWeights(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.best = float("inf")
+            self.weights = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(monitor)
+            if value is not None and float(value) < self.best:
+                self.best = float(value)
+                self.weights = self.model.get_weights()
+
+        def on_train_end(self, logs=None):
+            if self.weights is not None:
+                self.model.set_weights(self.weights)
+
+    return BestWeights()
 
 
 def make_epoch_timer():

@@ -8,6 +8,7 @@ is what lets the page detect edits made elsewhere and refuse to overwrite them.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,7 @@ class Conflict:
     image_id: str
     pending: list[Annotation]
     message: str
+    busy: bool = False  # not a conflict: the database was locked (or full); "Save again" retries
 
 
 CURRENT: StateKey[str | None] = StateKey(P + "current", lambda: None)
@@ -205,9 +207,33 @@ def save_annotations(store: Store, project: Project, annotations: list[Annotatio
     try:
         rev = store.set_annotations(project, s.image_id, annotations, expected_revision=s.revision)
     except ConflictError as exc:
+        if _save_both(store, project, s, annotations):
+            return True
         CONFLICT.set(Conflict(s.image_id, list(annotations), str(exc)))
         return False
+    except sqlite3.OperationalError as exc:  # locked by another program past the wait, or the disk is full
+        CONFLICT.set(Conflict(s.image_id, list(annotations), str(exc), busy=True))
+        return False
     saved(annotations, rev, redraw=redraw)
+    return True
+
+
+def _save_both(store: Store, project: Project, s: Sync, mine: list[Annotation]) -> bool:
+    """Someone else saved first: when this session only added boxes, save theirs + mine and say so."""
+    from core.data.label_merge import merge_additions
+    from core.data.store import ConflictError
+
+    theirs = store.get_image(project, s.image_id)
+    merged = merge_additions(s.baseline, mine, theirs.annotations)
+    if merged is None:
+        return False
+    try:
+        rev = store.set_annotations(project, s.image_id, merged, expected_revision=theirs.revision)
+    except ConflictError:
+        return False
+    saved(merged, rev, redraw=True)
+    notice("Someone else changed this photo (in another tab or window) while you were drawing: your new "
+           "box was added to their version, so both are kept.", "warning")
     return True
 
 

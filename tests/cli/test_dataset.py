@@ -44,3 +44,24 @@ def test_unknown_project_is_a_clear_error(data_dir):
     rc, out, err = cli("dataset", "stats", "--project", "nope", data_dir=data_dir)
     assert rc == 2 and out["ok"] is False and "No project" in out["error"]
     assert "Traceback" not in err
+
+
+def test_import_lists_the_skipped_files_in_json_and_a_table(data_dir, raccoon_dir, tmp_path):
+    src = tmp_path / "mixed"
+    (src / "images").mkdir(parents=True)
+    (src / "annotations").mkdir()
+    for n in (1, 2):
+        (src / "images" / f"raccoon-{n}.jpg").write_bytes((raccoon_dir / "images" / f"raccoon-{n}.jpg").read_bytes())
+    (src / "annotations" / "raccoon-1.xml").write_bytes((raccoon_dir / "annotations" / "raccoon-1.xml").read_bytes())
+    good2 = (raccoon_dir / "annotations" / "raccoon-2.xml").read_bytes()
+    (src / "annotations" / "raccoon-2.xml").write_bytes(
+        b'<?xml version="1.0"?><!DOCTYPE annotation SYSTEM "voc.dtd">\n' + good2.split(b"?>", 1)[-1])
+    rc, out, err = cli("dataset", "import", "--project", "mixed", "--task", "detection", str(src),
+                       data_dir=data_dir)
+    assert rc == 0 and out["images_added"] == 2 and out["boxes_added"] >= 1
+    assert out["issues"] == [{"file": "annotations/raccoon-2.xml", "action": "skipped",
+                              "problem": out["issues"][0]["problem"]}]
+    assert "DTD" in out["issues"][0]["problem"]
+    table = err[err.index("1 issue(s):"):]
+    assert "file" in table and "problem" in table and "action" in table
+    assert "annotations/raccoon-2.xml" in table and "| skipped" in table

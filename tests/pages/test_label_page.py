@@ -151,7 +151,7 @@ def test_canvas_changes_are_saved_in_image_pixels(detection):
     assert not at.exception
 
 
-def test_concurrent_edit_is_refused_and_reported(detection):
+def test_concurrent_additions_are_both_kept_and_the_second_is_told(detection):
     store, project, ids = detection
     at = _app()
     other = _app()  # a second browser session on the same photo
@@ -159,6 +159,23 @@ def test_concurrent_edit_is_refused_and_reported(detection):
     theirs = store.get_image(project, ids[0])
     assert len(theirs.boxes) == 1
     _draw(at, [{"label": "raccoon", "left": 200, "top": 100, "width": 60, "height": 70}])
+    both = store.get_image(project, ids[0])
+    assert len(both.boxes) == 2 and both.boxes[0] == theirs.boxes[0]  # theirs kept, mine added
+    assert any("both are kept" in t.value for t in at.toast) and not at.error  # the second is told
+    other.run()
+    assert other.session_state[SYNC].baseline == list(both.annotations)
+    assert not at.exception and not other.exception
+
+
+def test_concurrent_edit_is_refused_and_reported(detection):
+    store, project, ids = detection
+    store.set_annotations(project, ids[0], [Annotation("raccoon", Box(5, 5, 40, 40))])
+    at = _app()
+    other = _app()
+    _draw(other, [{"label": "raccoon", "left": 10, "top": 10, "width": 50, "height": 50}])  # moved
+    theirs = store.get_image(project, ids[0])
+    assert len(theirs.boxes) == 1
+    _draw(at, [{"label": "raccoon", "left": 200, "top": 100, "width": 60, "height": 70}])  # moved elsewhere
     assert store.get_image(project, ids[0]).annotations == theirs.annotations  # not overwritten
     assert any("someone else changed this photo" in e.value for e in at.error)
     # keep mine: an explicit overwrite
@@ -175,14 +192,16 @@ def test_concurrent_edit_is_refused_and_reported(detection):
 
 def test_conflict_load_their_version(detection):
     store, project, ids = detection
+    mine = Annotation("raccoon", Box(300, 200, 400, 300))
+    store.set_annotations(project, ids[0], [mine])
     at = _app()
-    store.set_annotations(project, ids[0], [Annotation("raccoon", Box(0, 0, 30, 30))])
-    _draw(at, [{"label": "raccoon", "left": 200, "top": 100, "width": 60, "height": 70}])
+    store.set_annotations(project, ids[0], [mine, Annotation("raccoon", Box(0, 0, 30, 30))])
+    _draw(at, [])  # this session deletes the box the other one kept
     assert at.error
     _button(at, "load_theirs").click().run()
     assert not at.error
-    assert at.session_state[SYNC].baseline == [Annotation("raccoon", Box(0, 0, 30, 30))]
-    assert len(store.get_image(project, ids[0]).boxes) == 1
+    assert at.session_state[SYNC].baseline == [mine, Annotation("raccoon", Box(0, 0, 30, 30))]
+    assert len(store.get_image(project, ids[0]).boxes) == 2
 
 
 def test_undo_relabel_delete_and_accept_predictions(detection):

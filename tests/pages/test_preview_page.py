@@ -320,3 +320,18 @@ def test_upload_of_a_good_photo_is_predicted(studio):
     assert not at.exception, at.exception
     assert not at.error
     assert "**red**" in " ".join(m.value for m in at.markdown)
+
+
+@pytest.mark.parametrize("keep,missing", [(0.7, True), (0.15, True), (0.002, False)])
+def test_upload_of_a_cut_short_raccoon_photo_never_crashes(studio, raccoon_jpeg, keep, missing):
+    """A real JPEG cut short: shown and predicted with the missing part grey (and said so), or,
+    when nothing of the picture is there, a plain error — never an exception."""
+    cut = raccoon_jpeg[: int(len(raccoon_jpeg) * keep)]
+    at = _upload(_page().run(), "cut.jpg", cut)
+    assert not at.exception, at.exception
+    warnings = [w.value for w in at.warning if "cut short" in w.value]
+    if missing:
+        assert len(warnings) == 1 and "% of it (at the bottom) is missing" in warnings[0]
+        assert not at.error and at.metric  # predicted
+    else:
+        assert not warnings and at.error and "cut.jpg" in at.error[0].value

@@ -153,6 +153,6 @@ def test_zip_with_junk_lists_ignored_files_and_plain_reasons(upload_page, store,
     assert rows["raccoon/notes.txt"] == ("not a photo or a label file (.txt)", "ignored")
     assert rows["1 system file (__MACOSX/)"][1] == "ignored"
     reason, action = rows["raccoon/images/truncated.jpg"]
-    assert action == "skipped" and reason.startswith("the file is damaged or incomplete")
+    assert action == "skipped" and reason.startswith("the file is cut short") and "more than half" in reason
     assert any("2 files were neither a photo nor a label file" in c.value for c in at.caption)
     assert any("1 item skipped or repaired · 2 files ignored" in m.value for m in at.markdown)

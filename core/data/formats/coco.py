@@ -25,7 +25,7 @@ from typing import Sequence
 
 from core.config import Limits
 from core.data.formats import _common as C
-from core.data.formats.base import ExportItem, Issue, ParsedImage, ParseResult, RawBox, UnsafeInputError
+from core.data.formats.base import ExportItem, Issue, ParsedImage, ParseResult, RawBox
 
 NAME = "coco"
 TITLE = "COCO"
@@ -54,7 +54,9 @@ def _load(source, path: str, limits: Limits, issues: list[Issue]) -> dict | None
     try:
         doc = json.loads(data)
     except RecursionError:
-        raise UnsafeInputError(f"{path}: refused, the JSON is nested too deeply") from None
+        issues.append(Issue(path, "refused, the JSON is nested too deeply (a parser attack): this file's "
+                                  "labels were not read", "skipped"))
+        return None
     except (ValueError, UnicodeDecodeError) as exc:
         issues.append(Issue(path, f"malformed JSON: {exc}", "skipped"))
         return None

@@ -10,9 +10,10 @@ folder in the path. A ``labels.txt`` / ``classes.txt`` next to the XML folders d
 the class order. The annotation XMLs, class lists and ``ImageSets`` lists are the
 format's own files (``ParseResult.used``); other XML files are left for the importer's report.
 
-XML is parsed with defusedxml: a DTD, entity declarations (billion laughs) or
-external entities refuse the whole import (UnsafeInputError); a malformed file is
-skipped with an Issue.
+XML is parsed with defusedxml: a file with a DTD (even a harmless one), entity
+declarations (billion laughs) or external entities is skipped with its reason, as is a
+malformed file; only that file's labels are lost (its photo is imported unlabelled) and
+every other file of the import is read.
 
 Export: ``images/<name>``, ``annotations/<stem>.xml`` (integers when the coordinate is
 whole, else 2 decimals), ``ImageSets/Main/<split>.txt`` and ``labels.txt``.
@@ -52,7 +53,7 @@ def detect(source) -> float:
     return 0.6 + 0.35 * hits / len(sample)
 
 
-def _unsafe(path: str, exc: Exception, data: bytes) -> UnsafeInputError:
+def _unsafe(exc: Exception, data: bytes) -> UnsafeInputError:
     kind = type(exc).__name__
     upper = data.upper()
     if b"<!ENTITY" in upper and (b"SYSTEM" in upper or b"PUBLIC" in upper):
@@ -65,15 +66,16 @@ def _unsafe(path: str, exc: Exception, data: bytes) -> UnsafeInputError:
         what = "declares a DTD (<!DOCTYPE …>)"
     else:
         what = f"uses a forbidden XML feature ({kind})"
-    return UnsafeInputError(f"{path}: refused, the XML {what}. Annotation files must be plain XML "
-                            "without DTDs or entities.")
+    return UnsafeInputError(f"refused, the XML {what}: annotation files must be plain XML without DTDs "
+                            "or entities, so this file's labels were not read")
 
 
-def _parse_xml(data: bytes, path: str) -> Element:
+def _parse_xml(data: bytes) -> Element:
+    """The XML's root; UnsafeInputError for DTDs and entities (the caller skips that one file)."""
     try:
         return DET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
-        raise _unsafe(path, exc, data) from None
+        raise _unsafe(exc, data) from None
 
 
 def _text(el: Element | None, tag: str) -> str | None:
@@ -122,9 +124,12 @@ def parse(source, limits: Limits | None = None) -> ParseResult:
         if data is None:
             continue
         try:
-            root = _parse_xml(data, path)
+            root = _parse_xml(data)
         except ParseError as exc:
             issues.append(Issue(path, f"malformed XML: {exc}", "skipped"))
+            continue
+        except UnsafeInputError as exc:
+            issues.append(Issue(path, str(exc), "skipped"))
             continue
         if root.tag != "annotation":
             continue  # some other XML file, not ours

@@ -108,18 +108,20 @@ def test_refused_zip_leaves_store_exactly_as_before(store):
     assert snapshot(store) == before
 
 
-def test_xml_entity_attack_refuses_the_import(store):
+def test_xml_entity_attack_skips_only_that_file(store):
     p = store.create_project("p", "detection")
-    before = snapshot(store)
     laughs = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
               b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
               b"<annotation><filename>a.jpg</filename><object><name>&lol2;</name></object></annotation>")
     external = (b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
                 b"<annotation><filename>a.jpg</filename><object><name>&xxe;</name></object></annotation>")
-    for bad in (laughs, external):
-        r = import_uploads(store, p, [("a.jpg", jpeg_bytes()), ("a.xml", bad)], fmt="voc")
-        assert not r.ok and "Refused" in r.refused
-    assert snapshot(store) == before
+    good = voc("b.jpg", 40, 40, ("cat", 1, 1, 20, 20))
+    for n, bad in enumerate((laughs, external)):
+        files = [("a.jpg", jpeg_bytes(41 + n, 40)), ("a.xml", bad), ("b.jpg", jpeg_bytes(40, 40)), ("b.xml", good)]
+        r = import_uploads(store, p, files, fmt="voc")
+        assert r.ok and [(i.item, i.action) for i in r.issues] == [("a.xml", "skipped")]
+        assert "refused" in r.issues[0].reason
+    assert store.stats(p)["boxes"] == 1 and store.count_images(p) == 3
 
 
 def test_reimport_is_a_noop_and_upload_limit_applies(store):
@@ -197,7 +199,7 @@ def test_voc_zip_with_junk_reports_every_file_it_did_not_use(store):
     }
     r = import_uploads(store, p, [("ds.zip", zip_of(members))])
     assert r.ok and r.format == "voc"
-    assert (r.images_added, r.boxes_added) == (3, 3) and store.stats(p)["images"] == 3
+    assert (r.images_added, r.boxes_added) == (4, 3) and store.stats(p)["images"] == 4
     rows = _rows(r)
     assert rows["ds/notes.txt"] == ("not a photo or a label file (.txt)", "ignored")
     assert rows["ds/README.md"] == ("not a photo or a label file (.md)", "ignored")
@@ -205,20 +207,21 @@ def test_voc_zip_with_junk_reports_every_file_it_did_not_use(store):
     assert rows["ds/config.json"] == (
         "not a photo or a label file this import could read (.json — the labels were read as Pascal VOC)",
         "ignored")
-    for bad in ("ds/images/broken.jpg", "ds/images/truncated.jpg"):
-        reason, action = rows[bad]
-        assert action == "skipped"
-        assert reason.startswith("the file is damaged or incomplete: it could not be decoded as an image (details:")
-    assert "Truncated File Read" in rows["ds/images/broken.jpg"][0]
-    assert "truncated" in rows["ds/images/truncated.jpg"][0]
+    reason, action = rows["ds/images/broken.jpg"]
+    assert action == "skipped"
+    assert reason.startswith("the file is damaged or incomplete: it could not be decoded as an image (details:")
+    assert "Truncated File Read" in reason
+    # only its last byte is missing: kept (the whole picture decodes)
+    reason, action = rows["ds/images/truncated.jpg"]
+    assert action == "repaired" and reason.startswith("the file is cut short")
     # the macOS/Windows leftovers: one summary line, not a row each
     assert rows["3 system files (__MACOSX/, .DS_Store)"] == (
         "hidden files that macOS or Windows add to folders and zips: not part of the dataset", "ignored")
     # the dataset's own files are used, not reported; nothing else is in the report
     assert not any(k.endswith((".xml", "a.jpg", "b.jpg", "c.jpg")) for k in rows)
-    assert len(rows) == 7 and r.files_ignored == 7 and r.skipped == 2
+    assert len(rows) == 7 and r.files_ignored == 7 and r.skipped == 1
     d = r.to_dict()
-    assert d["files_ignored"] == 7 and d["skipped"] == 2
+    assert d["files_ignored"] == 7 and d["skipped"] == 1
     assert {"item": "ds/notes.txt", "reason": "not a photo or a label file (.txt)", "action": "ignored"} in d["issues"]
     assert [x["action"] for x in d["issues"]][-5:] == ["ignored"] * 5  # unused files come last
     # a second source adds its own ignored files

@@ -8,7 +8,6 @@ import pytest
 
 from core.config import Limits
 from core.data.formats import coco
-from core.data.formats.base import UnsafeInputError
 from core.data.sources import DirSource, MemorySource
 from tests.core.data.helpers import jpeg_bytes
 
@@ -89,9 +88,10 @@ def test_malformed_oversized_and_other_json():
     assert "too large" in r.issues[0].reason and r.issues[0].action == "skipped"
 
 
-def test_deeply_nested_json_is_refused():
-    with pytest.raises(UnsafeInputError):
-        coco.parse(src(b"[" * 100_000 + b"]" * 100_000))
+def test_deeply_nested_json_skips_only_that_file():
+    r = coco.parse(src(b"[" * 100_000 + b"]" * 100_000))
+    assert r.images == [] and [(i.item, i.action) for i in r.issues] == [("annotations/instances.json", "skipped")]
+    assert "nested too deeply" in r.issues[0].reason
 
 
 def test_splits_from_image_key_then_file_name():

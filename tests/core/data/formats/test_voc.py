@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.data.formats import voc
-from core.data.formats.base import ParseResult, UnsafeInputError
+from core.data.formats.base import ParseResult
 from core.data.sources import DirSource, MemorySource
 from tests.core.data.helpers import jpeg_bytes
 
@@ -97,20 +97,21 @@ DTD = b"""<?xml version="1.0"?><!DOCTYPE annotation SYSTEM "http://example.inval
 
 
 @pytest.mark.parametrize("payload,words", [(BOMB, "billion laughs"), (XXE, "external entity"), (DTD, "DTD")])
-def test_hostile_xml_refuses_the_whole_import(payload, words):
-    src = MemorySource({"a.jpg": IMG, "good.xml": xml(), "evil.xml": payload})
-    with pytest.raises(UnsafeInputError) as err:
-        voc.parse(src)
-    assert "evil.xml" in str(err.value) and words in str(err.value)
+def test_hostile_xml_skips_only_that_file(payload, words):
+    src = MemorySource({"a.jpg": IMG, "b.jpg": jpeg_bytes(8, 8), "good.xml": xml(), "evil.xml": payload})
+    r = voc.parse(src)
+    assert [i.ref for i in r.images] == ["a.jpg"]
+    assert [(i.item, i.action) for i in r.issues] == [("evil.xml", "skipped")]
+    assert words in r.issues[0].reason and "refused" in r.issues[0].reason
 
 
-def test_hostile_xml_through_the_importer_writes_nothing(store):
+def test_hostile_xml_through_the_importer_keeps_the_good_files(store):
     from core.data.importer import import_source
 
     project = store.create_project("p", "detection")
     rep = import_source(store, project, MemorySource({"a.jpg": IMG, "good.xml": xml(), "evil.xml": BOMB}))
-    assert rep.refused and "evil.xml" in rep.refused
-    assert store.count_images(project) == 0
+    assert rep.ok and rep.images_added == 1 and rep.boxes_added == 1
+    assert [(i.item, i.action) for i in rep.issues] == [("evil.xml", "skipped")]
 
 
 def test_other_xml_files_are_ignored_and_oversized_skipped():
