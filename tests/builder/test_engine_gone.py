@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.docker import BuildError, PushError, build_image, push
+from builder.docker import BuildError, build_image
+from builder.registry import PushError, push
 
 pytestmark = pytest.mark.docker
 
