@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--project")
     q.add_argument("--limit", type=int, default=20)
     q.set_defaults(func=cmd_jobs_list)
+    from core.cli.retrain import register_jobs
+
+    register_jobs(jsub)
 
 
 def hparams_from_args(args: argparse.Namespace) -> dict[str, Any]:

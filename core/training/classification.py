@@ -165,15 +165,21 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=int(hp.early_stopping_patience), restore_best_weights=True,
             start_from_epoch=0 if weights_path else min(5, int(hp.epochs) // 3)))  # scratch: slow start
-    ctx.progress(fraction=TRAIN[0], epoch=0, total_epochs=int(hp.epochs), message="Training")
+    from core.training.checkpoint import Checkpointer
+
+    ckpt = Checkpointer(ctx, model, best_path)
+    initial_epoch = ckpt.restore(callbacks)  # a resumed job continues after its last checkpoint
+    callbacks.append(ckpt.callback())
+    ctx.progress(fraction=TRAIN[0], epoch=initial_epoch, total_epochs=int(hp.epochs), message="Training")
     t_fit = time.time()
     hist = model.fit(train_ds, validation_data=val_ds, epochs=int(hp.epochs), callbacks=callbacks,
+                     initial_epoch=initial_epoch,
                      class_weight=class_weights(data.class_counts("train")), shuffle=False,  # tf.data shuffles
                      verbose=0)
     fit_seconds = time.time() - t_fit
     if best_path.exists():
         model.load_weights(str(best_path))
-    history = {key: [float(v) for v in vals] for key, vals in hist.history.items()}
+    history = ckpt.full_history(hist.history)
     epochs_run = len(next(iter(history.values()), []))
     ctx.check_cancelled()
 
@@ -220,7 +226,8 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
                      "total_seconds": round(time.time() - t_start, 2),
                      "images_per_second": round(epochs_run * len(data.train) / fit_seconds, 2)
                      if fit_seconds > 0 else None,
-                     "epoch_seconds": [round(s, 3) for s in timer.seconds]},
+                     "epoch_seconds": ckpt.previous_epoch_seconds + [round(s, 3) for s in timer.seconds],
+                     "resumed_from": ckpt.resume_from, "resumed_at_epoch": initial_epoch or None},
     }
     artefacts.write_json_atomic(partial / artefacts.MANIFEST, manifest)
     ctx.check_cancelled()

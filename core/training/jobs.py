@@ -5,7 +5,7 @@ Imported lazily by ``core.jobs`` (``KIND_MODULES``); registers itself on import.
 
 from __future__ import annotations
 
-from core.jobs import JobContext, register_job_kind
+from core.jobs import JobCancelled, JobContext, register_job_kind
 from core.training.hparams import hparams_for
 
 
@@ -23,8 +23,34 @@ def run_train_job(ctx: JobContext, params: dict) -> str:
     ctx.log(f"training {task} on project {project.name!r} with {hp.to_dict()}")
     from core.training.session_guard import guard_session
 
-    with guard_session():  # e.g. Streamlit clears the Keras session after every page rerun
-        return _run_trainer(ctx, project, task, hp)
+    from core.training import checkpoint
+
+    resume_from = params.get("resume_from")
+    ctx.resume_from = resume_from  # read by the trainer's Checkpointer
+    if resume_from:
+        checkpoint.mark_resumed(ctx.store.root, resume_from, ctx.job_id)
+    try:
+        with guard_session():  # e.g. Streamlit clears the Keras session after every page rerun
+            aid = _run_trainer(ctx, project, task, hp)
+    except JobCancelled:
+        _drop_checkpoints(ctx, resume_from)
+        raise
+    except BaseException:
+        checkpoint.remove(ctx.store.root, ctx.job_id)
+        if resume_from:  # the failed resume leaves the earlier checkpoint resumable again
+            checkpoint.release(ctx.store.root, resume_from)
+        raise
+    _drop_checkpoints(ctx, resume_from)
+    return aid
+
+
+def _drop_checkpoints(ctx: JobContext, resume_from: str | None) -> None:
+    """A finished job's checkpoints (its own and the one it resumed from) only take disk space."""
+    from core.training import checkpoint
+
+    checkpoint.remove(ctx.store.root, ctx.job_id)
+    if resume_from:
+        checkpoint.remove(ctx.store.root, resume_from)
 
 
 def _run_trainer(ctx: JobContext, project, task: str, hp) -> str:

@@ -158,14 +158,21 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
             epoch_seconds.append(round(time.perf_counter() - self._t, 3))
 
     callbacks.append(EpochTimer())
-    ctx.progress(fraction=TRAIN[0], epoch=0, total_epochs=epochs, message="Training")
+    from core.training.checkpoint import Checkpointer
+
+    ckpt = Checkpointer(ctx, det.train_model, best_path)
+    initial_epoch = ckpt.restore(callbacks)  # a resumed job continues after its last checkpoint
+    epoch_seconds[:0] = ckpt.previous_epoch_seconds
+    callbacks.append(ckpt.callback())
+    ctx.progress(fraction=TRAIN[0], epoch=initial_epoch, total_epochs=epochs, message="Training")
     t_fit = time.time()
     hist = det.train_model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
+                               initial_epoch=initial_epoch,
                                shuffle=False, verbose=0)  # tf.data shuffles (make_dataset)
     fit_seconds = time.time() - t_fit
     if best_path.exists():
         det.train_model.load_weights(str(best_path))
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    history = ckpt.full_history(hist.history)
     epochs_run = len(next(iter(history.values()), []))
     ctx.check_cancelled()
 
