@@ -13,7 +13,7 @@ import importlib
 import json
 import sys
 
-GROUPS = ("dataset", "train", "coral", "build")
+GROUPS = ("dataset", "train", "coral", "build", "retrain")
 
 
 def build_parser() -> argparse.ArgumentParser:

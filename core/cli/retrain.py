@@ -82,3 +82,103 @@ def cmd_jobs_discard(args: argparse.Namespace) -> int:
     removed = discard_checkpoint(store_from(args), args.job_id)
     emit({"ok": True, "job_id": args.job_id, "removed": removed})
     return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """The ``models`` command group."""
+    p = sub.add_parser("models", help="trained models: lineage, dataset versions, evaluation, what to label")
+    msub = p.add_subparsers(dest="models_command", required=True)
+    q = msub.add_parser("list", help="a project's models with their parent and dataset changes since")
+    add_common(q)
+    q.add_argument("--project", required=True)
+    q.set_defaults(func=cmd_models_list)
+    q = msub.add_parser("changes", help="photos added / relabelled / removed since a model was trained")
+    add_common(q)
+    q.add_argument("model")
+    q.set_defaults(func=cmd_models_changes)
+    q = msub.add_parser("restore-dataset", help="restore the exact photos and boxes a model was trained on "
+                                                "into a new project (and optionally export them)")
+    add_common(q)
+    q.add_argument("model")
+    q.add_argument("--as", dest="name", required=True, help="name of the new project")
+    q.add_argument("--export", help="also export it in this format (voc, coco, yolo, csv, folders)")
+    q.add_argument("--out", help="where to export (folder or .zip)")
+    q.set_defaults(func=cmd_models_restore)
+    q = msub.add_parser("evaluate-current", help="evaluate a model on the project's current split")
+    add_common(q)
+    q.add_argument("model")
+    q.add_argument("--split", default="val", choices=("train", "val", "test", "all"))
+    q.set_defaults(func=cmd_models_evaluate)
+
+
+def _model(store, model_id: str) -> tuple[Any, dict]:
+    from core import artefacts
+
+    folder = artefacts.artefact_path(store.root, model_id)
+    return folder, artefacts.load_manifest(folder)
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from core import artefacts, versions
+
+    store = store_from(args)
+    project = store.get_project(args.project)
+    rows = []
+    for m in artefacts.list_artefacts(store.root, project.name):
+        row = {"id": m.get("id"), "created": m.get("created"), "parent": (m.get("parent") or {}).get("id"),
+               "labels": m.get("labels")}
+        try:
+            ch = versions.changes_since(versions.read_version(m["path"]), store, project)
+            row.update({k: ch[k] for k in ("trained_on", "added", "relabelled", "removed", "resplit")},
+                       summary=versions.describe(ch))
+        except versions.VersionError as exc:
+            row["summary"] = str(exc)
+        print(f"{row['id']}  parent {row['parent'] or '-':<24} {row['summary']}", file=sys.stderr)
+        rows.append(row)
+    emit({"ok": True, "models": rows})
+    return 0
+
+
+def cmd_models_changes(args: argparse.Namespace) -> int:
+    from core import versions
+
+    store = store_from(args)
+    folder, m = _model(store, args.model)
+    project = store.get_project(m["project"])
+    ch = versions.changes_since(versions.read_version(folder), store, project)
+    print(versions.describe(ch), file=sys.stderr)
+    emit({"ok": True, "model": args.model, "summary": versions.describe(ch),
+          **{k: v for k, v in ch.items() if k != "ids"}, "ids": ch["ids"]})
+    return 0
+
+
+def cmd_models_restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from core import versions
+
+    store = store_from(args)
+    folder, _ = _model(store, args.model)
+    project = versions.restore(store, versions.read_version(folder), args.name)
+    summary: dict[str, Any] = {"ok": True, "project": project.name, "dataset_hash": store.dataset_hash(project),
+                               "images": store.count_images(project)}
+    if args.export:
+        from core.exporter import export_project
+
+        if not args.out:
+            raise ValueError("--export needs --out (a folder or a .zip path)")
+        summary["export"] = export_project(store, project, args.export, Path(args.out))
+    emit(summary)
+    return 0
+
+
+def cmd_models_evaluate(args: argparse.Namespace) -> int:
+    from core.cli.train import _quiet_tf
+    from core.training.lineage import evaluate_current
+
+    _quiet_tf()
+    store = store_from(args)
+    _, m = _model(store, args.model)
+    result = evaluate_current(store, args.model, store.get_project(m["project"]), args.split)
+    emit({"ok": True, "model": args.model, **result})
+    return 0

@@ -142,6 +142,9 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
 
     keras.utils.set_random_seed(int(hp.seed))
     model = build_model(k, hp, weights_path)
+    from core.training.continue_from import continue_from
+
+    ctx.lineage = continue_from(ctx, model, hp, "classification", data.labels)  # hp.init_from: a parent model
     model.compile(optimizer=keras.optimizers.Adam(float(hp.learning_rate)),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(hp.label_smoothing)),
                   metrics=["accuracy"], jit_compile=False)  # XLA: slower to compile, slower on CPU here
@@ -166,6 +169,7 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
             monitor=monitor, patience=int(hp.early_stopping_patience), restore_best_weights=True,
             start_from_epoch=0 if weights_path else min(5, int(hp.epochs) // 3)))  # scratch: slow start
     from core.training.checkpoint import Checkpointer
+    from core.training.class_balance import classification_weights
 
     ckpt = Checkpointer(ctx, model, best_path)
     initial_epoch = ckpt.restore(callbacks)  # a resumed job continues after its last checkpoint
@@ -174,7 +178,8 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
     t_fit = time.time()
     hist = model.fit(train_ds, validation_data=val_ds, epochs=int(hp.epochs), callbacks=callbacks,
                      initial_epoch=initial_epoch,
-                     class_weight=class_weights(data.class_counts("train")), shuffle=False,  # tf.data shuffles
+                     class_weight=classification_weights(ctx, hp, data.labels, data.class_counts("train")),
+                     shuffle=False,  # tf.data shuffles
                      verbose=0)
     fit_seconds = time.time() - t_fit
     if best_path.exists():

@@ -1,5 +1,10 @@
 """The "train" job kind: params ``{"task", "project", "hparams": {...}}`` → the matching trainer.
 
+Also ``resume_from`` (an interrupted job's id: continue from its checkpoint, see
+core/training/resume.py) and ``hparams.init_from`` (a parent model, core/training/continue_from.py).
+After publishing, the dataset version and the lineage are recorded (core/training/lineage.py);
+checkpoints of a finished job are removed, an interrupted one keeps its own.
+
 Imported lazily by ``core.jobs`` (``KIND_MODULES``); registers itself on import.
 """
 
@@ -20,11 +25,18 @@ def run_train_job(ctx: JobContext, params: dict) -> str:
     if task != project.task.value:
         raise ValueError(f"Project {project.name!r} is a {project.task.value} project; cannot train {task}.")
     hp = hparams_for(task, params.get("hparams") or {})
+    if hp.init_from:  # refuse a parent of another size/width before any work; its weights replace ImageNet's
+        from core.training.continue_from import check_compatible, parent_manifest
+
+        check_compatible(parent_manifest(ctx.store, hp.init_from, project.name)[1], task, int(hp.image_size),
+                         float(hp.alpha))
+        hp.weights = "none"
     ctx.log(f"training {task} on project {project.name!r} with {hp.to_dict()}")
-    from core.training.session_guard import guard_session
-
     from core.training import checkpoint
+    from core.training.session_guard import guard_session
+    from core.versions import dataset_version
 
+    version = dataset_version(ctx.store, project)  # the photos and boxes this training reads
     resume_from = params.get("resume_from")
     ctx.resume_from = resume_from  # read by the trainer's Checkpointer
     if resume_from:
@@ -41,6 +53,9 @@ def run_train_job(ctx: JobContext, params: dict) -> str:
             checkpoint.release(ctx.store.root, resume_from)
         raise
     _drop_checkpoints(ctx, resume_from)
+    from core.training.lineage import record_training
+
+    record_training(ctx, aid, version)
     return aid
 
 

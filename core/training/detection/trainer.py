@@ -115,11 +115,17 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
     apl = len(ratios) + 1
     det = build_detector(len(labels), size, float(hp.alpha), weights_path, anchors_per_location=apl,
                          bn_momentum=bn_momentum)
+    from core.training.continue_from import continue_from
+
+    ctx.lineage = continue_from(ctx, det.model, hp, "detection", labels)  # hp.init_from: a parent model
     spec = AnchorSpec(det.feature_sizes, ratios, float(extra.get("min_scale", 0.15)),
                       float(extra.get("max_scale", 0.95)))
     anchors = generate_anchors(spec)
     batch = max(1, int(hp.batch_size))
-    steps = steps_per_epoch(len(train_ex), batch)
+    from core.training.class_balance import balanced_examples
+
+    fit_ex = balanced_examples(ctx, hp, train_ex, labels)  # hp.class_balance "sampling": rare classes repeated
+    steps = steps_per_epoch(len(fit_ex), batch)
     epochs = max(1, int(hp.epochs))
     total_steps = steps * epochs
     warmup = int(total_steps * float(extra.get("warmup_fraction", 0.05)))
@@ -134,7 +140,7 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
     pos_iou, neg_iou = float(extra.get("pos_iou", 0.5)), float(extra.get("neg_iou", 0.4))
     common = dict(anchors=anchors, num_classes=len(labels), image_size=size, batch_size=batch,
                   resize=resize, pos_iou=pos_iou, neg_iou=neg_iou)
-    train_ds = make_dataset(train_ex, cache, augment=bool(hp.augment), shuffle=True, seed=hp.seed, **common)
+    train_ds = make_dataset(fit_ex, cache, augment=bool(hp.augment), shuffle=True, seed=hp.seed, **common)
     has_val = bool(val_ex)
     val_ds = make_dataset(val_ex, cache, shuffle=False, **common) if has_val else None
     monitor = "val_loss" if has_val else "loss"
