@@ -13,7 +13,7 @@ from core import labeling
 from core.annotations import SPLITS, Project, Task
 from core.store import ConflictError, Store, StoreError
 from pages._shared import label_state as ls
-from pages._shared import state, widgets
+from pages._shared import retrain, state, widgets
 
 STROKE = 2
 NOTICE_ICONS = {"info": ":material/info:", "success": ":material/check_circle:", "warning": ":material/warning:",
@@ -30,6 +30,13 @@ def _next_unlabelled(store: Store, project: Project, ids: list[str], idx: int) -
     nxt = labeling.next_unlabelled(ids, set(store.image_ids(project, unlabelled=True)), idx)
     if nxt is not None:
         ls.set_current(ids[nxt])
+
+
+def _next_useful(store: Store, project: Project, current: str) -> None:
+    nxt, why = retrain.next_useful(store, project, current)
+    if nxt is not None:
+        ls.set_current(nxt)
+    ls.notice(f"Next most useful photo: {why}" if nxt else why, "info")
 
 
 def _jump(ids: list[str], shown: int) -> None:
@@ -306,6 +313,10 @@ def detection_page(store: Store, project: Project) -> None:
                 args=(store, project, ids, idx),
                 disabled=nxt is None or nxt == idx, icon=":material/skip_next:",
                 width="stretch")
+    c[4].button("Next most useful photo", key=ls.P + "next_useful", on_click=_next_useful,
+                args=(store, project, cur), icon=":material/psychology:",
+                help="The newest model's pick: the unlabelled photo it is least sure about, then photos "
+                     "whose labels it disputes.")
 
     rec = store.get_image(project, cur)
     s = ls.sync_for(rec)
@@ -338,6 +349,8 @@ def detection_page(store: Store, project: Project) -> None:
 
     from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit
 
+    show_captions = retrain.captions_toggle(st, len(shown))
+
     if mapping.canvas_w <= ls.SIDE_PANEL_MAX_CANVAS:
         canvas_col, side = st.columns([max(mapping.canvas_w, 300), 340])
     else:
@@ -347,7 +360,8 @@ def detection_page(store: Store, project: Project) -> None:
             drawing_mode="labeled_rect", label=current_class, initial_drawing=drawing,
             background_image=background, width=mapping.canvas_w, height=mapping.canvas_h,
             stroke_width=STROKE, stroke_color=colors.get(current_class, "#ffcc00"),
-            fill_color="rgba(0, 0, 0, 0)", font_size=14, key=ls.canvas_key(s),
+            fill_color="rgba(0, 0, 0, 0)", key=ls.canvas_key(s),
+            font_size=retrain.caption_font_size(mapping.canvas_w, len(shown), show_captions),
             disabled=not classes,
         )
 
