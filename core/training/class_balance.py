@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Sequence
 
-FEW = 10  # a class with fewer training examples than this gets a warning
+FEW = 10  # a class with fewer training examples than this (and a third of the largest) gets a warning
+VERY_FEW = 3  # ... and below this, always
 MAX_REPEAT = 5
 
 
@@ -30,11 +31,12 @@ def class_counts(store: Any, project: Any, split: str | None = "train") -> dict[
 
 
 def few_warnings(counts: dict[str, int], few: int = FEW) -> list[str]:
-    """One sentence per class with fewer than ``few`` examples (none for classes without any)."""
+    """One sentence per rare class: fewer than ``few`` examples and at most a third of the largest class
+    (or fewer than ``VERY_FEW`` whatever the others have); none for classes without any."""
     out = []
     biggest = max(counts.values(), default=0)
     for name, n in sorted(counts.items(), key=lambda kv: kv[1]):
-        if 0 < n < few:
+        if 0 < n < few and (n * 3 <= biggest or n < VERY_FEW):
             out.append(f"Class '{name}' has only {n} training example{'s' if n != 1 else ''} "
                        f"(the largest has {biggest}): the model will rarely predict it. Label more photos of "
                        f"it, or turn on class balancing.")
