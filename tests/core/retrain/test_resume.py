@@ -83,6 +83,8 @@ def test_kill_9_mid_epoch_then_resume_completes_a_whole_model(tmp_path, digits_d
     for name in (artefacts.FLOAT_MODEL, artefacts.INT8_MODEL, artefacts.LABELS):
         assert (folder / name).stat().st_size > 0
     assert m["metrics"]["float"]["accuracy"] is not None and m["metrics"]["int8"]["accuracy"] is not None
+    assert m["class_balance"]["mode"] == "weights" and set(m["class_balance"]["weights"]) == {"0", "1", "2"}
+    assert m["dataset_version"]["hash"] == m["dataset_hash"] and (folder / "dataset.json").exists()
     assert not list(artefacts.models_dir(store.root).glob(".partial-*"))
     assert not checkpoint.checkpoint_dir(store.root, jid).exists()
     assert not checkpoint.checkpoint_dir(store.root, summary["job_id"]).exists()
