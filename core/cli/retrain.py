@@ -23,7 +23,7 @@ def register_jobs(jsub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=cmd_jobs_discard)
 
 
-def run_train_job(store, params: dict, progress: bool) -> int:
+def run_train_foreground(store, params: dict, progress: bool) -> int:
     """Run a train job in the foreground with a progress bar; print the summary; exit code."""
     from core import artefacts
     from core.cli.train import _brief, _install_hooks, _quiet_tf
@@ -73,7 +73,7 @@ def cmd_jobs_resume(args: argparse.Namespace) -> int:
     store = store_from(args)
     params = prepare_resume(store, args.job_id)  # ResumeError (a ValueError): a one-line message
     print(f"resuming job {args.job_id} after epoch {params['resume_epoch']}", file=sys.stderr)
-    return run_train_job(store, params, progress=not args.no_progress)
+    return run_train_foreground(store, params, progress=not args.no_progress)
 
 
 def cmd_jobs_discard(args: argparse.Namespace) -> int:
