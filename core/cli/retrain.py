@@ -109,6 +109,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("model")
     q.add_argument("--split", default="val", choices=("train", "val", "test", "all"))
     q.set_defaults(func=cmd_models_evaluate)
+    q = msub.add_parser("rank", help="photos to label next (model uncertainty) and likely label mistakes")
+    add_common(q)
+    q.add_argument("model")
+    q.add_argument("--top", type=int, default=20)
+    q.set_defaults(func=cmd_models_rank)
 
 
 def _model(store, model_id: str) -> tuple[Any, dict]:
@@ -181,4 +186,20 @@ def cmd_models_evaluate(args: argparse.Namespace) -> int:
     _, m = _model(store, args.model)
     result = evaluate_current(store, args.model, store.get_project(m["project"]), args.split)
     emit({"ok": True, "model": args.model, **result})
+    return 0
+
+
+def cmd_models_rank(args: argparse.Namespace) -> int:
+    from core.active_learning import rank_photos
+    from core.cli.train import _quiet_tf
+
+    _quiet_tf()
+    store = store_from(args)
+    _, m = _model(store, args.model)
+    r = rank_photos(store, store.get_project(m["project"]), args.model)
+    for title, key in (("next to label", "next"), ("likely mistakes", "mistakes")):
+        print(f"{title}:", file=sys.stderr)
+        for item in r[key][:args.top]:
+            print(f"  {item['score']:.2f}  {item['filename']}  {'; '.join(item['reasons'][:2])}", file=sys.stderr)
+    emit({"ok": True, "model": args.model, "next": r["next"][:args.top], "mistakes": r["mistakes"][:args.top]})
     return 0

@@ -229,7 +229,7 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
                     "train_on": hp.train_on},
         "training": {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 2),
                      "total_seconds": round(time.time() - t_start, 2),
-                     "images_per_second": round(epochs_run * len(data.train) / fit_seconds, 2)
+                     "images_per_second": round((epochs_run - initial_epoch) * len(data.train) / fit_seconds, 2)
                      if fit_seconds > 0 else None,
                      "epoch_seconds": ckpt.previous_epoch_seconds + [round(s, 3) for s in timer.seconds],
                      "resumed_from": ckpt.resume_from, "resumed_at_epoch": initial_epoch or None},

@@ -246,7 +246,8 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
         "training": {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 2),
                      "epoch_seconds": epoch_seconds, "weights_used": det.weights_used,
                      "total_seconds": round(time.time() - t_start, 2),
-                     "images_per_second": round(epochs_run * len(train_ex) / fit_seconds, 2)
+                     "resumed_from": ckpt.resume_from, "resumed_at_epoch": initial_epoch or None,
+                     "images_per_second": round((epochs_run - initial_epoch) * len(fit_ex) / fit_seconds, 2)
                      if fit_seconds > 0 else None},
     }
     artefacts.write_json_atomic(partial / artefacts.MANIFEST, manifest)

@@ -183,3 +183,5 @@ def test_injected_label_errors_are_found_in_the_top_list(world):
           f"(top 16: {len(injected & {i['image_id'] for i in ranked['mistakes'][:16]})})")
     assert found >= 6
     assert all(i["reasons"] for i in ranked["mistakes"][:8])
+    rc, out = run_cli(["models", "rank", world.child_id, "--top", "3", "--data-dir", str(store.root)])
+    assert rc == 0 and len(out["mistakes"]) <= 3
