@@ -22,9 +22,9 @@ from core.jobs import JobState, run_foreground
 from core.store import Store
 from tests.core.retrain.shapes import add_shapes
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # two detector trainings in the module fixture
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # two detector trainings in the module fixture
 
-HP = {"image_size": 128, "alpha": 0.35, "weights": "none", "train_on": "all", "epochs": 20, "batch_size": 8,
+HP = {"image_size": 128, "alpha": 0.35, "weights": "none", "train_on": "all", "epochs": 30, "batch_size": 8,
       "learning_rate": 4e-3, "augment": False, "representative_samples": 4, "score_threshold": 0.3,
       "max_detections": 10, "seed": 0}
 
@@ -59,7 +59,7 @@ def world(tmp_path_factory):
         b = r.annotations[0].box
         store.set_annotations(project, r.id, [Annotation("red", Box(b.x_min + 1, b.y_min + 1, b.x_max - 1,
                                                                      b.y_max - 1))])
-    child_job = train(store, project, init_from=parent_job.artefact_id, epochs=12)
+    child_job = train(store, project, init_from=parent_job.artefact_id, epochs=20)
     assert child_job.state is JobState.SUCCEEDED, child_job.error
     child = artefacts.artefact_path(store.root, child_job.artefact_id)
     return SimpleNamespace(store=store, project=project, parent=parent, child=child, parent_id=parent_job.artefact_id,
