@@ -68,3 +68,38 @@ def test_class_balance_warns_about_rare_classes(env, store):
     at = page("rare")
     assert not at.exception, at.exception
     assert any("Class 'rare' has only" in w.value for w in at.warning)
+
+
+def test_models_page_reports_dataset_changes_and_restores_the_version(env, store):
+    from core import versions
+    from core.annotations import Annotation
+    from core.store import NewImage
+    from tests.core.helpers import jpeg_bytes
+    from tests.pages import test_models_page as mp
+
+    project = store.create_project("pets", "classification")
+    store.add_images(project, [NewImage(jpeg_bytes(40 + i, 30), f"{i}.jpg", 40 + i, 30,
+                                        annotations=(Annotation("cat" if i % 2 else "dog"),)) for i in range(10)])
+    trained = versions.dataset_version(store, project)
+    folder = mp.write_model(store, "pets", "20260101-000000-cccccc", mp.classification_manifest())
+    versions.write_version(folder, trained)
+    # after the training: 3 photos added, 2 relabelled
+    store.add_images(project, [NewImage(jpeg_bytes(70 + i, 30), f"new{i}.jpg", 70 + i, 30,
+                                        annotations=(Annotation("cat"),)) for i in range(3)])
+    for r in store.list_images(project)[:2]:
+        store.set_class_label(project, [r.id], "dog" if r.class_label == "cat" else "cat")
+    at = mp.page("pets")
+    assert not at.exception, at.exception
+    assert "trained on 10 photos; 3 added and 2 relabelled since" in mp.texts(at)
+    next(b for b in at.button if b.label == "Restore into a new project").click().run()
+    assert not at.exception, at.exception
+    restored = store.get_project("pets @ 20260101-000000-cccccc")
+    assert store.dataset_hash(restored) == trained["hash"]
+
+
+def test_caption_size_scales_with_the_photo_and_hides():
+    from pages._shared.retrain import caption_font_size
+
+    assert caption_font_size(480, 3) < caption_font_size(1000, 3) <= 18
+    assert caption_font_size(1000, 25) < caption_font_size(1000, 3)
+    assert caption_font_size(1000, 3, show=False) == 1
