@@ -7,9 +7,9 @@ Two lists from one pass of the model (float Keras, CPU) over the project's photo
   0 or 1), or ``1 - (p1 - p2)`` (top-2 margin) for a classifier. A photo where the model finds
   nothing scores ``NOTHING_FOUND`` (worth a look, less than a real doubt).
 - **likely mistakes** (photos with reviewed labels), detection: a confident prediction
-  (score >= ``CONFIDENT``) that overlaps no labelled box (IoU >= 0.5) -- a missing box, or one of
+  (score >= ``CONFIDENT``) that overlaps no labelled box (IoU >= 0.3) -- a missing box, or one of
   another class -- adds its score; a labelled box the model never finds (no same-class
-  prediction at IoU >= 0.3 with score >= ``LOW``) adds ``1 - best score``. Classification: the
+  prediction at IoU >= 0.1 with score >= ``LOW``) adds ``1 - best score``. Classification: the
   model's probability of its own prediction when it differs from the label.
 
 Every item says why (``reasons``) so the Label / Dataset pages can show it.
@@ -28,8 +28,8 @@ from core.boxes import Box
 LOW = 0.1
 CONFIDENT = 0.5
 NOTHING_FOUND = 0.3
-MATCH_IOU = 0.5
-FOUND_IOU = 0.3
+MATCH_IOU = 0.3  # a confident prediction this close to a box is that box (a loose box is no label error)
+FOUND_IOU = 0.1  # a labelled box "found" by any same-class prediction overlapping it this much
 
 
 def _reviewed_boxes(record) -> list:
