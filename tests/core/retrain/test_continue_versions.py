@@ -184,7 +184,7 @@ def test_injected_label_errors_are_found_in_the_top_list(world):
     scores = {i["image_id"]: round(i["score"], 2) for i in ranked["mistakes"]}
     print("injected:", sorted(scores.get(i, 0.0) for i in injected), "others:",
           sorted((v for k, v in scores.items() if k not in injected), reverse=True)[:10])
-    assert found > len(injected) / 2  # "most of them"
+    assert found >= 6  # "most of them" (measured: 8 of 8, no correct photo flagged)
     assert all(i["reasons"] for i in ranked["mistakes"][:8])
     rc, out = run_cli(["models", "rank", world.child_id, "--top", "3", "--data-dir", str(store.root)])
     assert rc == 0 and len(out["mistakes"]) <= 3
