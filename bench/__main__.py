@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 
 MODULES = ("bench_import", "bench_classification", "bench_detection", "bench_app_training", "bench_preview",
-           "bench_builder", "bench_ray", "bench_devices")
+           "bench_builder", "bench_ray", "bench_devices", "bench_continue")
 
 
 def _markdown(report: dict) -> str:

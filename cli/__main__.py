@@ -12,7 +12,7 @@ import importlib
 import json
 import sys
 
-GROUPS = ("dataset", "train", "coral", "coral_devices", "build")
+GROUPS = ("dataset", "train", "coral", "coral_devices", "build", "retrain")
 
 
 def build_parser() -> argparse.ArgumentParser:

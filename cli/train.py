@@ -21,6 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--weights", help="imagenet | none | PATH to a Keras weights file")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    p.add_argument("--from", dest="init_from", metavar="MODEL_ID",
+                   help="continue from this model of the project (same input size and width)")
+    p.add_argument("--class-balance", choices=("auto", "none", "weights", "sampling"),
+                   help="classification: class weights (auto) or none; detection: class-balanced sampling")
     p.add_argument("--train-on", choices=("split", "all"), help="train split only (default) or every image")
     p.add_argument("--max-images", type=int, help="use at most N images (quick runs)")
     p.add_argument("--seed", type=int)
@@ -50,13 +54,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--project")
     q.add_argument("--limit", type=int, default=20)
     q.set_defaults(func=cmd_jobs_list)
+    from cli.retrain import register_jobs
+
+    register_jobs(jsub)
 
 
 def hparams_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The ``hparams`` dict of a train job from the given options (unset ones keep the defaults)."""
     mapping = {"epochs": "epochs", "image_size": "image_size", "alpha": "alpha", "batch_size": "batch_size",
                "learning_rate": "learning_rate", "weights": "weights", "train_on": "train_on",
-               "max_images": "max_images", "seed": "seed"}
+               "max_images": "max_images", "seed": "seed", "init_from": "init_from",
+               "class_balance": "class_balance"}
     hp = {key: getattr(args, attr) for attr, key in mapping.items() if getattr(args, attr, None) is not None}
     if args.no_augment:
         hp["augment"] = False

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.data.annotations import SPLITS, Task
 from core.data.store import StoreError
-from pages._shared import exports, state, thumbs, widgets
+from pages._shared import exports, retrain, state, thumbs, widgets
 
 PER_PAGE = 24
 COLUMNS = 6
@@ -18,6 +18,7 @@ STATUS = {
     "labelled": "Labelled",
     "unlabelled": "Not labelled yet",
     "unreviewed": "Suggestions to review",
+    "mistakes": "Likely mistakes (the newest model disagrees)",
 }
 EXPORT_FORMATS = {
     "voc": "Pascal VOC (XML per image)",
@@ -113,6 +114,13 @@ if view == "gallery":
                            format_func=lambda s: "All splits" if s == ALL else SPLIT_NAMES[s])
     status = f[2].selectbox("Show", list(STATUS), format_func=STATUS.get, key="studio.dataset.status",
                             on_change=reset_page)
+    if status == "mistakes":
+        retrain.mistakes_gallery(store, project, COLUMNS, lambda rec: thumbs.preview(store, rec),
+                                 lambda rec: widgets.page_link(widgets.LABEL_PAGE, "Edit labels", ":material/edit:",
+                                                               query_params={"project": project.name,
+                                                                             "image": rec.id,
+                                                                             "link": f"{time.time_ns():x}"}))
+        st.stop()
     filters = dict(
         label=None if label == ALL else label,
         split=None if split == ALL else split,

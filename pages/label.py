@@ -15,7 +15,7 @@ from core.data.store import Store, StoreError
 from pages._shared import label_actions as actions
 from pages._shared import label_state as ls
 from pages._shared.label_actions import NO_CLASS
-from pages._shared import state, widgets
+from pages._shared import retrain, state, widgets
 
 STROKE = 2
 NOTICE_ICONS = {"info": ":material/info:", "success": ":material/check_circle:", "warning": ":material/warning:",
@@ -153,6 +153,10 @@ def detection_page(store: Store, project: Project) -> None:
                 args=(store, project, ids, idx),
                 disabled=nxt is None or nxt == idx, icon=":material/skip_next:",
                 width="stretch")
+    c[4].button("Next most useful photo", key=ls.P + "next_useful", on_click=actions.next_useful,
+                args=(store, project, cur), icon=":material/psychology:",
+                help="The newest model's pick: the unlabelled photo it is least sure about, then photos "
+                     "whose labels it disputes.")
 
     rec = store.get_image(project, cur)
     s = ls.sync_for(rec)
@@ -185,6 +189,8 @@ def detection_page(store: Store, project: Project) -> None:
 
     from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit
 
+    show_captions = retrain.captions_toggle(st, len(shown))
+
     if mapping.canvas_w <= ls.SIDE_PANEL_MAX_CANVAS:
         canvas_col, side = st.columns([max(mapping.canvas_w, 300), 340])
     else:
@@ -194,7 +200,8 @@ def detection_page(store: Store, project: Project) -> None:
             drawing_mode="labeled_rect", label=current_class, initial_drawing=drawing,
             background_image=background, width=mapping.canvas_w, height=mapping.canvas_h,
             stroke_width=STROKE, stroke_color=colors.get(current_class, "#ffcc00"),
-            fill_color="rgba(0, 0, 0, 0)", font_size=14, key=ls.canvas_key(s),
+            fill_color="rgba(0, 0, 0, 0)", key=ls.canvas_key(s),
+            font_size=retrain.caption_font_size(mapping.canvas_w, len(shown), show_captions),
             disabled=not classes,
         )
 

@@ -13,7 +13,7 @@ from core.data import artefacts
 from core.training import report
 from coral_runtime import compiler
 from pages._shared import jobs as sj
-from pages._shared import selection, state, widgets
+from pages._shared import retrain, selection, state, widgets
 
 KEY = "studio.models."
 TRAIN_PAGE = "pages/train.py"
@@ -102,8 +102,11 @@ def _how_to_compile(m: dict) -> None:
         st.code(shlex.join(cmds["build"]) + "\n" + shlex.join(cmds["run"]), language="bash")
 
 
-tab_summary, tab_curves, tab_classes, tab_tpu, tab_files = st.tabs(
-    ["Summary", "Training curves", "Per class", "Edge TPU check", "Downloads"])
+tab_summary, tab_lineage, tab_curves, tab_classes, tab_tpu, tab_files = st.tabs(
+    ["Summary", "Lineage & dataset", "Training curves", "Per class", "Edge TPU check", "Downloads"])
+
+with tab_lineage:
+    retrain.lineage_section(store, project, m)
 
 with tab_summary:
     st.dataframe(pd.DataFrame(report.summary_rows(m)), hide_index=True, width="stretch")

@@ -10,7 +10,7 @@ from core.training import weights as pretrained
 from core.training.hparams import ClassificationHParams, DetectionHParams, hparams_for
 from pages._shared import devices
 from pages._shared import jobs as sj
-from pages._shared import selection, state, widgets
+from pages._shared import retrain, selection, state, widgets
 
 MODELS_PAGE = "pages/models.py"
 REFRESH_SECONDS = 2.0
@@ -144,6 +144,7 @@ def finished_job(job: Job) -> None:
     elif job.state is JobState.INTERRUPTED:
         st.warning(job.message or "The app stopped during this training. Start it again.",
                    icon=":material/warning:")
+        retrain.resume_controls(store, job, lambda params: start_training(runner, params, "Training resumed."))
     render_job(job)
     if st.button("Dismiss", key=f"{KEY}dismiss.{job.id}"):
         sj.set_current_job(project.name, None)
@@ -208,6 +209,7 @@ if not errors:
                 f"class{'es' if n_cls != 1 else ''} "
                 f"(train {stats['per_split'].get('train', 0)}, val {stats['per_split'].get('val', 0)}, "
                 f"test {stats['per_split'].get('test', 0)}).")
+    retrain.class_balance_panel(store, project)
     preset = st.radio("Preset", list(PRESETS), format_func=PRESETS.get, horizontal=True, key=f"{KEY}preset")
     # the form starts from the project's last run with this preset (Streamlit forgets the values of
     # widgets that were not on the page), and proposes "From scratch" after a failed ImageNet download
@@ -243,6 +245,14 @@ if not errors:
                                 key=k + "train_all",
                                 help="Uses every labelled photo for training. The reported accuracy is then "
                                      "measured on photos the model has seen, so it looks better than it is.")
+        start_options = retrain.start_from_options(store, project.name, task)
+        start_from = st.selectbox("Start from", list(start_options), format_func=start_options.get,
+                                  key=k + "start_from",
+                                  help="Continue from a model of this project: it keeps what it learnt (new "
+                                       "classes start fresh). It needs the same image size and width.")
+        balance_opts = retrain.BALANCE[task]
+        balance = st.radio("Class balance", list(balance_opts), format_func=balance_opts.get, horizontal=True,
+                           key=k + "class_balance")
         # a new selector once the download has failed: the browser would keep showing ImageNet otherwise
         weights_choice = st.radio("Starting weights", list(WEIGHTS), format_func=WEIGHTS.get,
                                   index=list(WEIGHTS).index(weights_default),
@@ -294,14 +304,18 @@ if not errors:
 
     if submitted:
         weights = {"imagenet": "imagenet", "none": "none"}.get(weights_choice, (weights_file or "").strip())
-        if not weights:
+        refusal = retrain.check_start_from(store, start_from, task, int(image_size), float(alpha))
+        if refusal:
+            st.error(refusal, icon=":material/block:")
+        elif not weights:
             st.error("Give the path of the weights file, or choose ImageNet or from scratch.")
         else:
             hp = hparams_for(task, {
                 "image_size": int(image_size), "epochs": int(epochs), "batch_size": int(batch_size),
                 "learning_rate": float(learning_rate), "alpha": float(alpha), "augment": bool(augment),
                 "weights": weights, "train_on": "all" if train_all else "split",
-                "max_images": int(max_images) or None, **extras,
+                "max_images": int(max_images) or None, "init_from": start_from, "class_balance": balance,
+                **extras,
             }).to_dict()
             target = ray_runner if run_on == "ray" and ray_runner is not None else runner
             start_training(target, {"task": task, "project": project.name, "hparams": hp, "preset": preset,

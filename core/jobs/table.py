@@ -102,6 +102,9 @@ class JobTable:
             r = conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         if r is None:
             raise JobError(f"No job {job_id!r}.")
+        if _owner_gone(r):  # every reader sees the truth, not only a runner that ran recovery
+            self.recover()
+            return self.get(job_id)
         return _row_to_job(r)
 
     def list(self, project: str | None = None, limit: int = 50,
@@ -121,6 +124,9 @@ class JobTable:
         sql += " ORDER BY created DESC, rowid DESC LIMIT ?"
         with self.connect() as conn:
             rows = conn.execute(sql, (*args, int(limit))).fetchall()
+        if any(_owner_gone(r) for r in rows):
+            self.recover()
+            return self.list(project=project, limit=limit, states=states, kind=kind)
         return [_row_to_job(r) for r in rows]
 
     def transition(self, job_id: str, new: JobState, **fields: Any) -> Job:
@@ -281,6 +287,13 @@ def _loads(text: str | None, default: Any) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return default
+
+
+def _owner_gone(r) -> bool:
+    """A running job of a local runner whose process is provably gone (recovery will interrupt it)."""
+    return (r["state"] == JobState.RUNNING.value and r["runner"] in LOCAL_RUNNERS
+            and not owner_alive(r["owner_pid"], r["owner_token"], r["owner_host"], r["owner_start"],
+                                r["heartbeat"]))
 
 
 def _row_to_job(r) -> Job:

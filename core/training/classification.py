@@ -142,6 +142,9 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
 
     keras.utils.set_random_seed(int(hp.seed))
     model = build_model(k, hp, weights_path)
+    from core.training.continue_from import continue_from
+
+    ctx.lineage = continue_from(ctx, model, hp, "classification", data.labels)  # hp.init_from: a parent model
     model.compile(optimizer=keras.optimizers.Adam(float(hp.learning_rate)),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(hp.label_smoothing)),
                   metrics=["accuracy"], jit_compile=False)  # XLA: slower to compile, slower on CPU here
@@ -165,15 +168,23 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=int(hp.early_stopping_patience), restore_best_weights=True,
             start_from_epoch=0 if weights_path else min(5, int(hp.epochs) // 3)))  # scratch: slow start
-    ctx.progress(fraction=TRAIN[0], epoch=0, total_epochs=int(hp.epochs), message="Training")
+    from core.training.checkpoint import Checkpointer
+    from core.training.class_balance import classification_weights
+
+    ckpt = Checkpointer(ctx, model, best_path)
+    initial_epoch = ckpt.restore(callbacks)  # a resumed job continues after its last checkpoint
+    callbacks.append(ckpt.callback())
+    ctx.progress(fraction=TRAIN[0], epoch=initial_epoch, total_epochs=int(hp.epochs), message="Training")
     t_fit = time.time()
     hist = model.fit(train_ds, validation_data=val_ds, epochs=int(hp.epochs), callbacks=callbacks,
-                     class_weight=class_weights(data.class_counts("train")), shuffle=False,  # tf.data shuffles
+                     initial_epoch=initial_epoch,
+                     class_weight=classification_weights(ctx, hp, data.labels, data.class_counts("train")),
+                     shuffle=False,  # tf.data shuffles
                      verbose=0)
     fit_seconds = time.time() - t_fit
     if best_path.exists():
         model.load_weights(str(best_path))
-    history = {key: [float(v) for v in vals] for key, vals in hist.history.items()}
+    history = ckpt.full_history(hist.history)
     epochs_run = len(next(iter(history.values()), []))
     ctx.check_cancelled()
 
@@ -218,9 +229,10 @@ def _train(ctx, project: Project, hp: ClassificationHParams, aid: str, partial: 
                     "train_on": hp.train_on},
         "training": {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 2),
                      "total_seconds": round(time.time() - t_start, 2),
-                     "images_per_second": round(epochs_run * len(data.train) / fit_seconds, 2)
+                     "images_per_second": round((epochs_run - initial_epoch) * len(data.train) / fit_seconds, 2)
                      if fit_seconds > 0 else None,
-                     "epoch_seconds": [round(s, 3) for s in timer.seconds]},
+                     "epoch_seconds": ckpt.previous_epoch_seconds + [round(s, 3) for s in timer.seconds],
+                     "resumed_from": ckpt.resume_from, "resumed_at_epoch": initial_epoch or None},
     }
     artefacts.write_json_atomic(partial / artefacts.MANIFEST, manifest)
     ctx.check_cancelled()

@@ -23,6 +23,8 @@ class CommonHParams:
     train_on: Literal["split", "all"] = "split"  # "all": every image, whatever its split
     max_images: int | None = None  # cap (for quick runs and tests)
     representative_samples: int = 100  # images used to calibrate int8 quantisation (detection adds their mirror images)
+    init_from: str | None = None  # continue from this model of the project (its id): core/training/continue_from
+    class_balance: str = "auto"  # "auto" (classification: weights; detection: none) | "none" | "weights" | "sampling"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,7 @@ from core.data import labeling
 from core.data.annotations import Project
 from core.data.store import ConflictError, Store, StoreError
 from pages._shared import label_state as ls
+from pages._shared import retrain
 
 NO_CLASS = "— no class —"
 
@@ -21,6 +22,13 @@ def next_unlabelled(store: Store, project: Project, ids: list[str], idx: int) ->
     nxt = labeling.next_unlabelled(ids, set(store.image_ids(project, unlabelled=True)), idx)
     if nxt is not None:
         ls.set_current(ids[nxt])
+
+
+def next_useful(store: Store, project: Project, current: str) -> None:
+    nxt, why = retrain.next_useful(store, project, current)
+    if nxt is not None:
+        ls.set_current(nxt)
+    ls.notice(f"Next most useful photo: {why}" if nxt else why, "info")
 
 
 def jump(ids: list[str], shown: int) -> None:

@@ -41,7 +41,8 @@ MIN_SCORE_WIDGET = P + "min_score"
 
 ALL = "All"
 STATUSES = ("All", "Unlabelled", "Labelled", "Unreviewed")
-SIZES = {"Small": (480, 400), "Medium": (640, 540), "Large": (1000, 760)}
+SIZES = {"Small": (480, 400), "Medium": (640, 540), "Large": (1000, 760),
+         "Zoom 2x": (2000, 1520)}  # wider than the page: the canvas scrolls (dense photos)
 SIDE_PANEL_MAX_CANVAS = 700  # wider canvases get the box list below instead of beside them
 
 

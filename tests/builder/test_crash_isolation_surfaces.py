@@ -88,7 +88,7 @@ def test_deploy_page_shows_the_crash(crashing, env_with_model, monkeypatch):
 
 
 def test_cli_coral_devices_reports_versions_and_the_crash(crashing):
-    proc = subprocess.run([sys.executable, "-m", "core", "coral", "devices", "--device", "usb:0"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "cli", "coral", "devices", "--device", "usb:0"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.splitlines()

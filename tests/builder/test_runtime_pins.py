@@ -163,7 +163,7 @@ def test_cli_build_image_takes_a_deb_folder_offline(tiny_artefact, deb_folder, c
     import sys
 
     env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock", "STUDIO_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.run([sys.executable, "-m", "core", "build-image", "--model", str(tiny_artefact),
+    proc = subprocess.run([sys.executable, "-m", "cli", "build-image", "--model", str(tiny_artefact),
                            "--profile", "coral", "--libedgetpu-folder", str(deb_folder), "--offline",
                            "--no-smoke-test", "--quiet"], cwd=bc.source_root(), env=env, capture_output=True,
                           text=True, timeout=600)

@@ -14,10 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_cli(data_dir: Path, *args: str) -> subprocess.Popen:
-    """``python -m core --data-dir DATA …`` in its own process (output to files, never a full pipe)."""
+    """``python -m cli --data-dir DATA …`` in its own process (output to files, never a full pipe)."""
     log = open(data_dir.parent / f"cli-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115 - closed by the OS
     env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, "-m", "core", "--data-dir", str(data_dir), *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "cli", "--data-dir", str(data_dir), *args], cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT, env=env)
 
 

@@ -115,11 +115,17 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
     apl = len(ratios) + 1
     det = build_detector(len(labels), size, float(hp.alpha), weights_path, anchors_per_location=apl,
                          bn_momentum=bn_momentum)
+    from core.training.continue_from import continue_from
+
+    ctx.lineage = continue_from(ctx, det.model, hp, "detection", labels)  # hp.init_from: a parent model
     spec = AnchorSpec(det.feature_sizes, ratios, float(extra.get("min_scale", 0.15)),
                       float(extra.get("max_scale", 0.95)))
     anchors = generate_anchors(spec)
     batch = max(1, int(hp.batch_size))
-    steps = steps_per_epoch(len(train_ex), batch)
+    from core.training.class_balance import balanced_examples
+
+    fit_ex = balanced_examples(ctx, hp, train_ex, labels)  # hp.class_balance "sampling": rare classes repeated
+    steps = steps_per_epoch(len(fit_ex), batch)
     epochs = max(1, int(hp.epochs))
     total_steps = steps * epochs
     warmup = int(total_steps * float(extra.get("warmup_fraction", 0.05)))
@@ -134,7 +140,7 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
     pos_iou, neg_iou = float(extra.get("pos_iou", 0.5)), float(extra.get("neg_iou", 0.4))
     common = dict(anchors=anchors, num_classes=len(labels), image_size=size, batch_size=batch,
                   resize=resize, pos_iou=pos_iou, neg_iou=neg_iou)
-    train_ds = make_dataset(train_ex, cache, augment=bool(hp.augment), shuffle=True, seed=hp.seed, **common)
+    train_ds = make_dataset(fit_ex, cache, augment=bool(hp.augment), shuffle=True, seed=hp.seed, **common)
     has_val = bool(val_ex)
     val_ds = make_dataset(val_ex, cache, shuffle=False, **common) if has_val else None
     monitor = "val_loss" if has_val else "loss"
@@ -158,14 +164,21 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
             epoch_seconds.append(round(time.perf_counter() - self._t, 3))
 
     callbacks.append(EpochTimer())
-    ctx.progress(fraction=TRAIN[0], epoch=0, total_epochs=epochs, message="Training")
+    from core.training.checkpoint import Checkpointer
+
+    ckpt = Checkpointer(ctx, det.train_model, best_path)
+    initial_epoch = ckpt.restore(callbacks)  # a resumed job continues after its last checkpoint
+    epoch_seconds[:0] = ckpt.previous_epoch_seconds
+    callbacks.append(ckpt.callback())
+    ctx.progress(fraction=TRAIN[0], epoch=initial_epoch, total_epochs=epochs, message="Training")
     t_fit = time.time()
     hist = det.train_model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
+                               initial_epoch=initial_epoch,
                                shuffle=False, verbose=0)  # tf.data shuffles (make_dataset)
     fit_seconds = time.time() - t_fit
     if best_path.exists():
         det.train_model.load_weights(str(best_path))
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    history = ckpt.full_history(hist.history)
     epochs_run = len(next(iter(history.values()), []))
     ctx.check_cancelled()
 
@@ -233,7 +246,8 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
         "training": {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 2),
                      "epoch_seconds": epoch_seconds, "weights_used": det.weights_used,
                      "total_seconds": round(time.time() - t_start, 2),
-                     "images_per_second": round(epochs_run * len(train_ex) / fit_seconds, 2)
+                     "resumed_from": ckpt.resume_from, "resumed_at_epoch": initial_epoch or None,
+                     "images_per_second": round((epochs_run - initial_epoch) * len(fit_ex) / fit_seconds, 2)
                      if fit_seconds > 0 else None},
     }
     artefacts.write_json_atomic(partial / artefacts.MANIFEST, manifest)

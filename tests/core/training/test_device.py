@@ -161,7 +161,7 @@ def test_gpu_request_on_a_cpu_only_machine_fails_clearly(store, digits_dir, cpu_
 
 def test_cli_device_gpu_says_no_gpu_is_visible(data_dir, store, digits_dir, cpu_only):
     add_digits(store, digits_dir, per_class=4)
-    proc = subprocess.run([sys.executable, "-m", "core", "--data-dir", str(data_dir), "train", "--project",
+    proc = subprocess.run([sys.executable, "-m", "cli", "--data-dir", str(data_dir), "train", "--project",
                            "digits", "--device", "gpu", "--epochs", "1", "--image-size", "64", "--weights", "none",
                            "--no-progress"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 1
