@@ -75,7 +75,7 @@ def test_models_page_reports_dataset_changes_and_restores_the_version(env, store
     from core.data import versions
     from core.data.annotations import Annotation
     from core.data.store import NewImage
-    from tests.core.helpers import jpeg_bytes
+    from tests.core.data.helpers import jpeg_bytes
     from tests.pages import test_models_page as mp
 
     project = store.create_project("pets", "classification")

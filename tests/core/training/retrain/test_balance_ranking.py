@@ -12,7 +12,7 @@ from core.data.annotations import Annotation
 from core.data.boxes import Box
 from core.data.store import NewImage
 from core.training import class_balance
-from tests.core.helpers import jpeg_bytes
+from tests.core.data.helpers import jpeg_bytes
 
 
 def test_counts_and_warning_for_rare_detection_classes(store):
