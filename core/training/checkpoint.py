@@ -3,10 +3,11 @@
 At the end of every epoch the trainer's :class:`Checkpointer` callback writes, under
 ``<data>/checkpoints/<job_id>/``:
 
-    e0003/model.weights.h5    the training model's weights
+    e0003/model.npz           the training model's weights (numpy, not HDF5: h5py crashes the process
+                              when a half-written file is freed after the disk filled up)
     e0003/optimizer.npz       every optimizer variable (Adam moments and the iteration counter,
                               which drives the learning-rate schedule)
-    e0003/best.weights.h5     best-so-far weights (the ModelCheckpoint file), when there is one
+    e0003/best.npz            best-so-far weights (kept in memory by the best-weights callback)
     e0003/state.pkl           epochs done, history, epoch times, callback state (best value,
                               early-stopping counter), RNG states (python, numpy, TF global)
     latest.json               {"epoch": 3, "dir": "e0003"}  -- replaced atomically, last
@@ -160,17 +161,17 @@ class Checkpointer:
         if not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         try:
-            self.model.load_weights(str(path / "model.weights.h5"))
-        except ValueError as exc:
+            self.model.set_weights(_load_arrays(path / "model.npz"))
+        except (ValueError, KeyError) as exc:
             raise ResumeError(f"The checkpoint of job {self.resume_from} does not fit this model "
                               f"(were the settings changed?): {exc}") from None
         self._load_optimizer(path / "optimizer.npz")
-        if (path / "best.weights.h5").exists():
-            self.best_path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path / "best.weights.h5", self.best_path)
+        best = _load_arrays(path / "best.npz") if (path / "best.npz").exists() else None
         for cb in self._callbacks:
             for attr, value in state.get("callbacks", {}).get(type(cb).__name__, {}).items():
                 setattr(cb, attr, value)
+            if best is not None and _keeps_best_weights(cb):
+                cb.weights = best
         _set_rng_state(state["rng"])
         self.initial_epoch = int(state["epoch"])
         self.previous_history = state.get("history", {})
@@ -233,11 +234,12 @@ class Checkpointer:
         tmp = d / f".tmp-{name}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        self.model.save_weights(str(tmp / "model.weights.h5"))
+        _save_arrays(tmp / "model.npz", self.model.get_weights())
         opt_vars = {f"v{i}": np.asarray(v) for i, v in enumerate(self.model.optimizer.variables)}
         np.savez(tmp / "optimizer.npz", **opt_vars)
-        if self.best_path.exists():
-            shutil.copyfile(self.best_path, tmp / "best.weights.h5")
+        for cb in self._callbacks:
+            if _keeps_best_weights(cb) and cb.weights is not None:
+                _save_arrays(tmp / "best.npz", cb.weights)
         cb_state = {}
         for cb in self._callbacks:
             keep = {a: getattr(cb, a) for a in ("best", "wait", "best_epoch", "stopped_epoch")
@@ -258,3 +260,17 @@ class Checkpointer:
             if old.name != name and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
         return final
+
+
+def _keeps_best_weights(cb) -> bool:
+    """The best-weights callback (core.training.callbacks) keeps the best epoch's weights in memory."""
+    return type(cb).__name__ == "BestWeights" and hasattr(cb, "weights")
+
+
+def _save_arrays(path: Path, arrays: list) -> None:
+    np.savez(path, **{f"w{i}": np.asarray(a) for i, a in enumerate(arrays)})
+
+
+def _load_arrays(path: Path) -> list:
+    with np.load(path) as data:
+        return [data[f"w{i}"] for i in range(len(data.files))]

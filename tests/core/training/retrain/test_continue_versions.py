@@ -30,7 +30,7 @@ HP = {"image_size": 128, "alpha": 0.35, "weights": "none", "train_on": "all", "e
 
 
 def run_cli(argv: list[str]) -> tuple[int, dict]:
-    from core.__main__ import main
+    from cli.__main__ import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):

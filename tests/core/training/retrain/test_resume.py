@@ -27,7 +27,7 @@ EPOCHS = 4
 
 
 def run_cli(argv: list[str]) -> tuple[int, dict]:
-    from core.__main__ import main
+    from cli.__main__ import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -138,6 +138,8 @@ def test_checkpoint_restores_weights_optimizer_step_and_best(store, tmp_path):
     optimizer (iterations drive the learning-rate schedule)."""
     import keras
 
+    from core.training.callbacks import make_best_weights_callback
+
     def model():
         keras.utils.set_random_seed(3)
         m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(2)])
@@ -152,7 +154,7 @@ def test_checkpoint_restores_weights_optimizer_step_and_best(store, tmp_path):
     m1 = model()
     best = tmp_path / "w" / "best.weights.h5"
     best.parent.mkdir(parents=True)
-    mc = keras.callbacks.ModelCheckpoint(str(best), monitor="loss", save_best_only=True, save_weights_only=True)
+    mc = make_best_weights_callback(str(best), monitor="loss")  # the trainers' in-memory best weights
     ck = checkpoint.Checkpointer(ctx, m1, best)
     ck.restore([mc])
     m1.fit(x, y, batch_size=10, epochs=2, callbacks=[mc, ck.callback()], verbose=0, shuffle=False)
@@ -162,7 +164,7 @@ def test_checkpoint_restores_weights_optimizer_step_and_best(store, tmp_path):
     ctx2.job_id, ctx2.resume_from = "job-b", "job-a"
     m2 = model()
     best2 = tmp_path / "w2" / "best.weights.h5"
-    mc2 = keras.callbacks.ModelCheckpoint(str(best2), monitor="loss", save_best_only=True, save_weights_only=True)
+    mc2 = make_best_weights_callback(str(best2), monitor="loss")
     ck2 = checkpoint.Checkpointer(ctx2, m2, best2)
     assert ck2.restore([mc2]) == 2
     assert int(m2.optimizer.iterations.numpy()) == 8 == int(m1.optimizer.iterations.numpy())
@@ -170,5 +172,7 @@ def test_checkpoint_restores_weights_optimizer_step_and_best(store, tmp_path):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(m1.optimizer.variables, m2.optimizer.variables):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert mc2.best == mc.best and best2.exists()
+    assert mc2.best == mc.best and mc.weights is not None and not best2.exists()  # numpy, never HDF5
+    for a, b in zip(mc.weights, mc2.weights):  # the best-so-far weights come back too
+        np.testing.assert_array_equal(a, b)
     assert len(ck2.full_history({"loss": [0.1]})["loss"]) == 3
