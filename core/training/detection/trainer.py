@@ -184,7 +184,8 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
         base_lr=lr, steps_per_epoch=steps, epochs=epochs, budget_seconds=budget, evaluate=evaluate,
         best_path=str(best_path), eval_every=int(extra.get("eval_every", 0)),
         warmup_fraction=float(extra.get("warmup_fraction", 0.03)),
-        patience=int(hp.early_stopping_patience or 0), min_fraction=0.5 if not weights_path else 0.25,
+        patience=int(hp.early_stopping_patience or 0),
+        min_fraction=(0.75 if budget else 0.5) if not weights_path else (0.5 if budget else 0.25),
         progress=progress_cb)
     ctx.progress(fraction=TRAIN[0], epoch=0, total_epochs=budget_cb.state.planned_epochs,
                  message=f"Training for {hp.minutes:g} minutes" if budget else "Training")
