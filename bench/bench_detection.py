@@ -101,7 +101,8 @@ def table(res: dict[str, Any], peer: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
         f"| studio SSDLite MobileNetV2 {res['alpha']} @ {res['image_size']} px, {f(res['minutes'], '{:g}')} min "
         f"| {f(res['float_mAP50'])} | {f(res['int8_mAP50'])} | {f(res['float_mAP'])} | {f(res['int8_mAP'])} "
-        f"| {res['epochs_run']} | {f(res['fit_seconds'], '{:.0f}')} s | {f(res['int8_cpu_latency_ms_1_thread'], '{:.2f}')} ms |",
+        f"| {res['epochs_run']} | {f(res['fit_seconds'], '{:.0f}')} s "
+        f"| {f(res['int8_cpu_latency_ms_1_thread'], '{:.2f}')} ms |",
         f"| YOLOv8n from scratch, {peer.get('minutes')} min ({peer['source']}) | {f(peer.get('mAP50'))} | – "
         f"| {f(peer.get('mAP50_95'))} | – | {peer.get('epochs', '–')} | {f(peer.get('wall_s'), '{:.0f} s')} "
         f"| {lat_text} |",
