@@ -157,6 +157,6 @@ def make_budget_callback(*, base_lr: float, steps_per_epoch: int, epochs: int,
                     st.stop_reason = "time budget used" if budget_seconds is not None else "all epochs run"
             if progress is not None:
                 progress.total_epochs = max(done, st.planned_epochs) if not last else done
-            self.t_epoch = clock()
+            self.t_epoch = now  # the next epoch's time includes this epoch's validation pass
 
     return BudgetCallback()
