@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--project", required=True)
     p.add_argument("--task", choices=("classification", "detection"), help="default: the project's task")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--minutes", type=float, help="detection: train for this many minutes (the epochs then "
+                                                    "follow the clock; the best validation mAP is kept)")
     p.add_argument("--image-size", type=int, help="square input size (classification default 224; 96 is quick)")
     p.add_argument("--alpha", type=float, help="MobileNetV2 width: 0.35, 0.5, 0.75, 1.0, 1.3, 1.4")
     p.add_argument("--batch-size", type=int)
@@ -64,7 +66,7 @@ def hparams_from_args(args: argparse.Namespace) -> dict[str, Any]:
     mapping = {"epochs": "epochs", "image_size": "image_size", "alpha": "alpha", "batch_size": "batch_size",
                "learning_rate": "learning_rate", "weights": "weights", "train_on": "train_on",
                "max_images": "max_images", "seed": "seed", "init_from": "init_from",
-               "class_balance": "class_balance"}
+               "class_balance": "class_balance", "minutes": "minutes"}
     hp = {key: getattr(args, attr) for attr, key in mapping.items() if getattr(args, attr, None) is not None}
     if args.no_augment:
         hp["augment"] = False
@@ -104,6 +106,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     store = store_from(args)
     project = store.get_project(args.project)
     task = args.task or project.task.value
+    if getattr(args, "minutes", None) is not None and (task != "detection" or args.minutes <= 0):
+        raise ValueError("--minutes is a positive time budget, for detection only (classification: --epochs)")
     params = {"task": task, "project": project.name, "hparams": hparams_from_args(args),
               **device_params(args)}
     _install_hooks()

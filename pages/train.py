@@ -46,10 +46,16 @@ WEIGHTS = {
 }
 
 
+FULL_MINUTES = 25  # detection's Full training preset is a time budget
+FULL_EPOCHS_MEASURED = 66  # docs/BENCHMARKS.md, bench_detection 2026-12-08: epochs planned for 25 min on raccoon
+
+
 def preset_values(preset: str) -> dict:
     values = DEFAULTS.to_dict()
     if preset == "quick":
         values.update(QUICK[task])
+    elif task == "detection":
+        values["minutes"] = FULL_MINUTES
     return values
 
 
@@ -130,6 +136,7 @@ def finished_job(job: Job) -> None:
         shown = f" — {res[0]} {res[1]:.3f}" if res else ""
         st.success(f"Training finished{shown}. The model is **{job.artefact_id}**.", icon=":material/check:")
         hint = sj.weak_result_hint(res[0], res[1], len(store.label_map(project).names)) if res else None
+        hint = _manifest_advice(job) or hint
         if hint:
             st.warning(hint, icon=":material/trending_flat:")
         selection.set_current_model(job.artefact_id)
@@ -149,6 +156,19 @@ def finished_job(job: Job) -> None:
     if st.button("Dismiss", key=f"{KEY}dismiss.{job.id}"):
         sj.set_current_job(project.name, None)
         st.rerun()
+
+
+def _manifest_advice(job: Job) -> str | None:
+    """The trainer's own advice for a weak detector (likely reason, what to try), if any."""
+    from core.data import artefacts
+
+    if task != "detection" or not job.artefact_id:
+        return None
+    try:
+        m = artefacts.load_manifest(artefacts.artefact_path(store.root, job.artefact_id))
+    except (artefacts.ArtefactError, OSError, ValueError):
+        return None
+    return (m.get("training") or {}).get("advice")
 
 
 def start_training(target, params: dict, started: str = "Training started.") -> None:
@@ -239,6 +259,16 @@ if not errors:
                             help="MobileNetV2 width: 0.35 is small and fast, 1.0 is the standard size.")
         max_images = c.number_input("Use at most this many images (0 = all)", 0, 1_000_000,
                                     int(v.get("max_images") or 0), key=k + "max_images")
+        minutes = 0.0
+        if task == "detection":
+            minutes = st.number_input(
+                "Train for … minutes (0 = use the epochs above)", 0.0, 24 * 60.0, float(v.get("minutes") or 0.0),
+                step=5.0, key=k + "minutes",
+                help="The run ends on time: the number of epochs and the learning-rate schedule follow the "
+                     "clock, and the weights with the best validation mAP are kept.")
+            st.caption(f"For scale: {FULL_MINUTES} minutes plan about {FULL_EPOCHS_MEASURED} epochs on the raccoon set "
+                       "(160 photos, 320 px, width 0.35) on a 2-core CPU. The job shows its planned epochs once "
+                       "the first ones are timed.")
         augment = st.checkbox("Augment photos (random flips, crops, colour changes)", bool(v["augment"]),
                               key=k + "augment")
         train_all = st.checkbox("Train on all images (also validation and test)", v["train_on"] == "all",
@@ -275,8 +305,12 @@ if not errors:
                                                       "model finds.")
             extras["iou_threshold"] = b.slider("Overlap (IoU) for merging boxes", 0.1, 0.9,
                                                float(v["iou_threshold"]), 0.05, key=k + "iou_threshold")
-            extras["max_detections"] = c.number_input("Max boxes per photo", 1, 100, int(v["max_detections"]),
-                                                      key=k + "max_detections")
+            extras["max_detections"] = c.number_input("Max boxes per photo", 0, 100,
+                                                      int(v["max_detections"] or 0), key=k + "max_detections",
+                                                      help="0 = from the data: twice the most boxes in one "
+                                                           "training photo, 20 to 100.")
+            if minutes:
+                extras["minutes"] = float(minutes)
         st.markdown("**Device**")
         dv = devices.last_choice(recent, project.name)
         a, b = st.columns(2)

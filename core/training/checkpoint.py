@@ -168,8 +168,13 @@ class Checkpointer:
         self._load_optimizer(path / "optimizer.npz")
         best = _load_arrays(path / "best.npz") if (path / "best.npz").exists() else None
         for cb in self._callbacks:
-            for attr, value in state.get("callbacks", {}).get(type(cb).__name__, {}).items():
-                setattr(cb, attr, value)
+            saved = state.get("callbacks", {}).get(type(cb).__name__, {})
+            if hasattr(cb, "restore_state"):
+                if saved:
+                    cb.restore_state(saved)
+            else:
+                for attr, value in saved.items():
+                    setattr(cb, attr, value)
             if best is not None and _keeps_best_weights(cb):
                 cb.weights = best
         _set_rng_state(state["rng"])
@@ -242,6 +247,9 @@ class Checkpointer:
                 _save_arrays(tmp / "best.npz", cb.weights)
         cb_state = {}
         for cb in self._callbacks:
+            if hasattr(cb, "checkpoint_state"):
+                cb_state[type(cb).__name__] = cb.checkpoint_state()
+                continue
             keep = {a: getattr(cb, a) for a in ("best", "wait", "best_epoch", "stopped_epoch")
                     if hasattr(cb, a) and isinstance(getattr(cb, a), (int, float, np.floating, np.integer))}
             if keep:
@@ -264,7 +272,8 @@ class Checkpointer:
 
 def _keeps_best_weights(cb) -> bool:
     """The best-weights callback (core.training.callbacks) keeps the best epoch's weights in memory."""
-    return type(cb).__name__ == "BestWeights" and hasattr(cb, "weights")
+    return (type(cb).__name__ == "BestWeights" or getattr(cb, "keeps_best_weights", False)) \
+        and hasattr(cb, "weights")
 
 
 def _save_arrays(path: Path, arrays: list) -> None:

@@ -49,7 +49,8 @@ class DetectionHParams(CommonHParams):
     batch_size: int = 8
     score_threshold: float = 0.3  # post-process op: minimum score kept
     iou_threshold: float = 0.5  # post-process op: NMS IoU
-    max_detections: int = 20
+    max_detections: int = 0  # exported model's max boxes per photo; 0 = from the data (20..100)
+    minutes: float | None = None  # a time budget for training (epochs then only cap it)
     aspect_ratios: tuple[float, ...] = (1.0, 2.0, 0.5)
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0

@@ -73,12 +73,17 @@ def metric_comparison(m: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def history_rows(m: dict[str, Any]) -> list[dict[str, Any]]:
-    """Training curves in long form: {epoch, metric, value}."""
+    """Training curves in long form: {epoch, metric, value} (with a detector's validation mAP@0.5,
+    measured every few epochs: ``training.selection.val_mAP50``)."""
     out = []
     for name, values in (m.get("history") or {}).items():
         for i, v in enumerate(values or []):
             if isinstance(v, (int, float)):
                 out.append({"epoch": i + 1, "metric": name, "value": float(v)})
+    sel = (m.get("training") or {}).get("selection") or {}
+    for epoch, v in sorted((sel.get("val_mAP50") or {}).items(), key=lambda kv: int(kv[0])):
+        if isinstance(v, (int, float)):
+            out.append({"epoch": int(epoch), "metric": "val_mAP50", "value": float(v)})
     return out
 
 

@@ -3,11 +3,14 @@ manifest, publish -- the detection counterpart of ``core.training.classification
 
 Images used: those with at least one box of a project class (an image without boxes may simply
 not be labelled yet). ``hp.train_on == "all"``: every such image trains and is evaluated on;
-otherwise the train split trains, val drives early stopping / best weights, and the metrics are
-computed on test (else val, else train -- recorded as ``metrics.split``).
+otherwise the train split trains, the val split's mAP@0.5 picks the weights kept (and may stop a run
+on a plateau, :mod:`budget`), and the metrics are computed on test (else val, else train --
+recorded as ``metrics.split``). ``hp.minutes`` trains for a time budget instead of ``hp.epochs``.
 
 Extra settings (``hp.extra``): ``resize`` ("stretch" | "letterbox"), ``min_scale`` / ``max_scale``
-(anchor scales), ``bn_momentum``, ``pos_iou`` / ``neg_iou``, ``warmup_fraction``, ``cache_side``.
+(anchor scales), ``bn_momentum``, ``pos_iou`` / ``neg_iou``, ``warmup_fraction``, ``cache_side``,
+``eval_every`` (epochs between validation passes; 0 = from their cost), ``ema`` (weight-average
+momentum, 0 = off).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ PREPARE = (0.0, 0.05)
 TRAIN = (0.05, 0.85)
 EXPORT = (0.85, 0.93)
 EVALUATE = (0.93, 0.99)
+MAX_BUDGET_EPOCHS = 10_000  # with a time budget the clock ends the run
 
 
 def train_detection(ctx: Any, project: Project, hp: DetectionHParams) -> str:
@@ -38,6 +42,38 @@ def train_detection(ctx: Any, project: Project, hp: DetectionHParams) -> str:
         hp = DetectionHParams.from_dict(hp)
     return artefacts.build_artefact(ctx.store.root, lambda aid, partial: _train(ctx, project, hp, aid, partial),
                                     log=ctx.log)
+
+
+def auto_max_detections(examples: list) -> int:
+    """The exported model's max detections when the user leaves it to the data: twice the most
+    boxes in one training photo, between 20 and 100 (COCO evaluates up to 100)."""
+    most = max((len(e.labels) for e in examples), default=0)
+    return int(min(100, max(20, 2 * most)))
+
+
+def weak_result_advice(metrics: dict, n_train: int, hp: DetectionHParams, epochs_run: int) -> str | None:
+    """Plain advice when the model finds little (mAP@0.5 < 0.3): the likely reason, what to try."""
+    m = (metrics.get("int8") or {}).get("mAP50")
+    if m is None:
+        m = (metrics.get("float") or {}).get("mAP50")
+    if m is None or m >= 0.3:
+        return None
+    reasons, tries = [], []
+    if n_train < 100:
+        reasons.append(f"only {n_train} training photos")
+        tries.append("label more photos (a few hundred boxes)")
+    scratch = str(hp.weights).lower() in ("none", "", "null")
+    if scratch:
+        reasons.append("training from scratch")
+        tries.append("start from pretrained ImageNet weights (or a local weights file)")
+    if (hp.minutes and hp.minutes < 20) or (not hp.minutes and epochs_run < 60):
+        reasons.append(f"a short run ({f'{hp.minutes:g} minutes' if hp.minutes else f'{epochs_run} epochs'})")
+        tries.append("train for 25 minutes or more")
+    if not reasons:
+        reasons.append("the objects may be hard to tell apart at this input size")
+        tries.append("a larger image size or model width")
+    return (f"mAP@0.5 is only {m:.2f}: this model misses most objects. Likely reason: {', '.join(reasons)}. "
+            f"Try: {'; '.join(tries)}.")
 
 
 def _select(store: Any, project: Project, hp: DetectionHParams, labels: list[str]):
@@ -104,7 +140,8 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
     # -- model --------------------------------------------------------------------------------
     import keras
 
-    from core.training.callbacks import make_best_weights_callback, make_progress_callback
+    from core.training.callbacks import make_progress_callback
+    from core.training.detection.budget import make_budget_callback
     from core.training.detection.anchors import AnchorSpec, generate_anchors
     from core.training.detection.data import make_dataset, steps_per_epoch
     from core.training.detection.loss import make_box_loss, make_focal_loss
@@ -126,60 +163,59 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
 
     fit_ex = balanced_examples(ctx, hp, train_ex, labels)  # hp.class_balance "sampling": rare classes repeated
     steps = steps_per_epoch(len(fit_ex), batch)
-    epochs = max(1, int(hp.epochs))
-    total_steps = steps * epochs
-    warmup = int(total_steps * float(extra.get("warmup_fraction", 0.05)))
+    budget = float(hp.minutes) * 60.0 if hp.minutes else None
+    epochs = MAX_BUDGET_EPOCHS if budget else max(1, int(hp.epochs))
     lr = float(hp.learning_rate)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=lr * 0.1 if warmup else lr, decay_steps=max(1, total_steps - warmup),
-        alpha=0.01, warmup_target=lr if warmup else None, warmup_steps=warmup)
+    ema = float(extra.get("ema", 0.0))
     det.train_model.compile(
         jit_compile=False,
-        optimizer=keras.optimizers.Adam(schedule, clipnorm=10.0),
+        # the budget callback sets the rate per batch; extra "ema": momentum of a weight average
+        optimizer=keras.optimizers.Adam(lr, clipnorm=10.0, use_ema=bool(ema), ema_momentum=ema or 0.99),
         loss=[make_box_loss(), make_focal_loss(float(hp.focal_alpha), float(hp.focal_gamma))])
     pos_iou, neg_iou = float(extra.get("pos_iou", 0.5)), float(extra.get("neg_iou", 0.4))
     common = dict(anchors=anchors, num_classes=len(labels), image_size=size, batch_size=batch,
                   resize=resize, pos_iou=pos_iou, neg_iou=neg_iou)
     train_ds = make_dataset(fit_ex, cache, augment=bool(hp.augment), shuffle=True, seed=hp.seed, **common)
-    has_val = bool(val_ex)
-    val_ds = make_dataset(val_ex, cache, shuffle=False, **common) if has_val else None
-    monitor = "val_loss" if has_val else "loss"
     best_path = work / "best.weights.h5"
-    callbacks = [
-        make_progress_callback(ctx, epochs, steps, every_n_batches=max(1, min(10, steps // 4 or 1)),
-                               fraction_range=TRAIN),
-    ]
-    if has_val:  # without validation data the last weights (end of the LR schedule) are kept
-        callbacks.append(make_best_weights_callback(str(best_path), monitor=monitor))
-    if has_val and hp.early_stopping_patience and hp.early_stopping_patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=int(hp.early_stopping_patience), restore_best_weights=True))
-    epoch_seconds: list[float] = []
+    evaluate = None
+    if val_ex:  # selection by validation mAP@0.5 (float model + NMS, 100 detections per image)
+        from core.training.detection.data import model_input
+        from core.training.detection.fast_map import make_val_evaluator
 
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            epoch_seconds.append(round(time.perf_counter() - self._t, 3))
-
-    callbacks.append(EpochTimer())
+        val_inputs = [model_input(cache.load(e.image_id), size, resize) for e in val_ex]
+        evaluate = make_val_evaluator(det.model, val_inputs, val_ex, anchors, len(labels), resize)
+    progress_cb = make_progress_callback(ctx, epochs if not budget else 100, steps,
+                                         every_n_batches=max(1, min(10, steps // 4 or 1)), fraction_range=TRAIN)
+    budget_cb = make_budget_callback(
+        base_lr=lr, steps_per_epoch=steps, epochs=epochs, budget_seconds=budget, evaluate=evaluate,
+        best_path=str(best_path), eval_every=int(extra.get("eval_every", 0)),
+        warmup_fraction=float(extra.get("warmup_fraction", 0.03)),
+        patience=int(hp.early_stopping_patience or 0),
+        min_fraction=(0.75 if budget else 0.5) if not weights_path else (0.5 if budget else 0.25),
+        progress=progress_cb)
     from core.training.checkpoint import Checkpointer
 
     ckpt = Checkpointer(ctx, det.train_model, best_path)
-    initial_epoch = ckpt.restore(callbacks)  # a resumed job continues after its last checkpoint
-    epoch_seconds[:0] = ckpt.previous_epoch_seconds
-    callbacks.append(ckpt.callback())
-    ctx.progress(fraction=TRAIN[0], epoch=initial_epoch, total_epochs=epochs, message="Training")
+    initial_epoch = ckpt.restore([budget_cb])  # a resumed job continues after its last checkpoint
+    if initial_epoch:
+        budget_cb.step_offset = max(budget_cb.step_offset, initial_epoch * steps)
+    ctx.progress(fraction=TRAIN[0], epoch=initial_epoch, total_epochs=budget_cb.state.planned_epochs,
+                 message=f"Training for {hp.minutes:g} minutes" if budget else "Training")
     t_fit = time.time()
-    hist = det.train_model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
+    hist = det.train_model.fit(train_ds, epochs=epochs, callbacks=[budget_cb, progress_cb, ckpt.callback()],
                                initial_epoch=initial_epoch,
                                shuffle=False, verbose=0)  # tf.data shuffles (make_dataset)
     fit_seconds = time.time() - t_fit
-    if best_path.exists():
-        det.train_model.load_weights(str(best_path))
-    history = ckpt.full_history(hist.history)
-    epochs_run = len(next(iter(history.values()), []))
+    state = budget_cb.state
+    if budget_cb.weights is not None:  # the best validation mAP's weights
+        det.train_model.set_weights(budget_cb.weights)
+    history = {k: vals for k, vals in ckpt.full_history(hist.history).items()
+               if k != "val_mAP50"}  # every few epochs only: the curve is in training.selection
+    epochs_run = len(history.get("loss", []))
+    epoch_seconds = state.epoch_seconds
+    ctx.log(f"trained {epochs_run} epochs in {fit_seconds:.0f} s ({state.stop_reason}); best validation "
+            f"mAP@0.5 {state.best_map if state.best_map is not None else float('nan'):.3f} at epoch "
+            f"{state.best_epoch}")
     ctx.check_cancelled()
 
     # -- export -------------------------------------------------------------------------------
@@ -189,7 +225,8 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
 
     ctx.progress(fraction=EXPORT[0], message="Saving the float model")
     det.model.save(partial / artefacts.FLOAT_MODEL)
-    cfg = PostprocessConfig(float(hp.score_threshold), float(hp.iou_threshold), int(hp.max_detections))
+    max_det = int(hp.max_detections) if hp.max_detections else auto_max_detections(train_ex)
+    cfg = PostprocessConfig(float(hp.score_threshold), float(hp.iou_threshold), max_det)
     rng = np.random.default_rng(hp.seed)
     n_rep = max(1, min(int(hp.representative_samples), len(train_ex)))
     rep_idx = sorted(rng.choice(len(train_ex), n_rep, replace=False))
@@ -244,6 +281,8 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
         "dataset": {"train": len(train_ex), "val": len(val_ex), "test": len(test_ex),
                     "train_boxes": n_boxes, "train_on": hp.train_on},
         "training": {"epochs_run": epochs_run, "fit_seconds": round(fit_seconds, 2),
+                     "minutes": hp.minutes, "selection": state.to_dict(),
+                     "advice": weak_result_advice(metrics, len(train_ex), hp, epochs_run),
                      "epoch_seconds": epoch_seconds, "weights_used": det.weights_used,
                      "total_seconds": round(time.time() - t_start, 2),
                      "resumed_from": ckpt.resume_from, "resumed_at_epoch": initial_epoch or None,
@@ -254,8 +293,9 @@ def _train(ctx: Any, project: Project, hp: DetectionHParams, aid: str, partial: 
     ctx.check_cancelled()
     folder = artefacts.publish(store.root, partial, aid)
     f, q = ev["float"], ev["int8"]
+    advice = manifest["training"]["advice"]
     ctx.progress(fraction=1.0, metrics={"mAP50": f["mAP50"], "int8_mAP50": q["mAP50"]},
                  message=f"Done: float mAP@0.5 {f['mAP50'] or 0:.3f}, int8 mAP@0.5 {q['mAP50'] or 0:.3f} "
-                         f"on {eval_split}")
+                         f"on {eval_split}" + (f". {advice}" if advice else ""))
     ctx.log(f"Published model {aid} at {folder}")
     return folder
