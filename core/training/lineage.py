@@ -77,7 +77,28 @@ def evaluate_current(store: Any, model_id: str, project: Any, split: str = "val"
         return cache[key]
     result = evaluate_artefact(store, folder, project, split)
     brief = {"split": split, "dataset_hash": digest, "n_images": result.get("n_images"), **headline(result)}
+    _count_unknown_classes(brief, result, artefacts.load_manifest(folder), store, project, split)
     cache = {k: v for k, v in cache.items() if not k.startswith(f"{project.name}|{split}|")}
     cache[key] = brief
     artefacts.write_json_atomic(cache_path, cache)
     return brief
+
+
+def _count_unknown_classes(brief: dict[str, Any], result: dict[str, Any], manifest: dict, store: Any,
+                           project: Any, split: str) -> None:
+    """A fair comparison on the current split: a detection class added since the model was trained
+    counts as AP 0 for it (the model cannot find it), so mAP@0.5 averages over the current classes."""
+    if manifest.get("task") != "detection":
+        return
+    known = set(manifest.get("labels") or [])
+    records = store.list_images(project, split=None if split == "all" else split)
+    present = sorted({a.label for r in records for a in r.boxes})  # classes with boxes in this split
+    unknown = [c for c in present if c not in known]
+    if not unknown:
+        return
+    brief["unknown_classes"] = unknown
+    for kind in ("float", "int8"):
+        per_class = (result.get(kind) or {}).get("per_class_AP50") or {}
+        scored = [per_class.get(c) for c in present if c in known and per_class.get(c) is not None]
+        if scored:
+            brief[f"{kind}_mAP50"] = sum(scored) / (len(scored) + len(unknown))

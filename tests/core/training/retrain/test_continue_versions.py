@@ -116,7 +116,8 @@ def test_lineage_compares_parent_and_child_on_the_current_split(world):
     p = evaluate_current(world.store, world.parent_id, world.project, "all")
     c = evaluate_current(world.store, world.child_id, world.project, "all")
     assert p["dataset_hash"] == c["dataset_hash"] == world.store.dataset_hash(world.project)
-    assert c["float_mAP50"] > p["float_mAP50"]  # the parent never saw yellow
+    assert p.get("unknown_classes") == ["yellow"] and "unknown_classes" not in c  # added since the parent
+    assert c["float_mAP50"] > p["float_mAP50"]  # the parent never saw yellow: AP 0 for it
     rc, out = run_cli(["models", "evaluate-current", world.parent_id, "--split", "all",
                        "--data-dir", str(world.store.root)])
     assert rc == 0 and out["float_mAP50"] == p["float_mAP50"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from core import jobs
 from core.jobs import JobState, JobTable
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def _dead_pid() -> int:

@@ -22,7 +22,7 @@ from core.data.store import Store
 from core.training import checkpoint
 from tests.core.training.helpers import FakeContext, add_digits
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 EPOCHS = 4
 
 
